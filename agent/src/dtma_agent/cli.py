@@ -1,0 +1,44 @@
+"""The `dtma-agent` command."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from . import __version__
+from .logbuffer import setup_logging
+from .settings import Settings, SettingsError
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="dtma-agent", description="DTMA, the Droplet Tool Management Agent")
+    parser.add_argument("--host", help="bind address (default DTMA_HOST or 0.0.0.0)")
+    parser.add_argument("--port", type=int, help="port (default DTMA_PORT or 30000)")
+    parser.add_argument("--env-file", help="KEY=VALUE file (systemd EnvironmentFile format); its values win over the environment")
+    parser.add_argument("--version", action="version", version=f"dtma-agent {__version__}")
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    try:
+        settings = Settings.load(env_file=args.env_file, host=args.host, port=args.port)
+    except SettingsError as exc:
+        print(f"dtma-agent: refusing to start: {exc}", file=sys.stderr)
+        return 2
+    setup_logging()
+    import uvicorn  # imported late so --version and refusals stay fast
+
+    from .app import create_app
+
+    app = create_app(settings)
+    logging.getLogger("dtma").info("DTMA agent %s listening on %s:%s (tokens: %s)", __version__, settings.host,
+                                   settings.port, ", ".join(settings.tokens))
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level="info", access_log=True,
+                ssl_certfile=settings.tls_cert, ssl_keyfile=settings.tls_key, timeout_graceful_shutdown=5)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,119 @@
+"""Docker is the only state: label names, the config hash, and reading managed containers back from the engine."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+
+import docker
+import docker.errors
+import requests.exceptions
+
+from .errors import DockerUnavailable
+
+# Every container the agent manages carries these labels; state after a restart is read back from them.
+MANAGED_BY = "agentopia.managed_by"
+MANAGED_VALUE = "dtma"
+KIND = "agentopia.kind"                      # "tool" or "mcp"
+GROUP = "agentopia.group_id"
+INSTANCE = "agentopia.instance_name"
+ACCOUNT_TOOL = "agentopia.account_tool_instance_id"
+TRANSPORT = "agentopia.mcp_transport"
+ENDPOINT = "agentopia.mcp_endpoint_path"
+MCP_PORT = "agentopia.mcp_port"              # the container port the MCP server listens on
+CONFIG_HASH = "agentopia.config_hash"
+
+KIND_TOOL = "tool"
+KIND_MCP = "mcp"
+
+
+def config_hash(create_config: dict) -> str:
+    """Hash of exactly what would be created (minus the hash label itself), so any spec change is seen."""
+    labels = {k: v for k, v in create_config.get("Labels", {}).items() if k != CONFIG_HASH}
+    canonical = json.dumps({**create_config, "Labels": labels}, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def label_filters(kind: str | None = None, group: str | None = None, name: str | None = None) -> dict:
+    labels = [f"{MANAGED_BY}={MANAGED_VALUE}"]
+    if kind:
+        labels.append(f"{KIND}={kind}")
+    if group:
+        labels.append(f"{GROUP}={group}")
+    filters: dict = {"label": labels}
+    if name:
+        filters["name"] = f"^/{name}$"
+    return filters
+
+
+def ports_view(summary_ports: list | None) -> list[dict]:
+    """Ports as the container list reports them, one entry per published or exposed port."""
+    seen, out = set(), []
+    for p in summary_ports or []:
+        key = (p.get("PrivatePort"), p.get("Type"), p.get("PublicPort"))
+        if key in seen:  # Docker lists 0.0.0.0 and :: bindings separately
+            continue
+        seen.add(key)
+        out.append({"container_port": p.get("PrivatePort"), "protocol": p.get("Type", "tcp"),
+                    "host_ip": p.get("IP"), "host_port": p.get("PublicPort")})
+    return out
+
+
+def container_view(summary: dict) -> dict:
+    """A managed container as the API reports it, from one entry of the container list."""
+    labels = summary.get("Labels") or {}
+    names = summary.get("Names") or ["/"]
+    return {
+        "container_id": summary["Id"],
+        "name": names[0].lstrip("/"),
+        "instance_name_on_toolbox": labels.get(INSTANCE, names[0].lstrip("/")),
+        "account_tool_instance_id": labels.get(ACCOUNT_TOOL) or None,
+        "kind": labels.get(KIND),
+        "group_id": labels.get(GROUP) or None,
+        "image": summary.get("Image"),
+        "image_id": summary.get("ImageID"),
+        "state": summary.get("State"),
+        "status": summary.get("Status"),
+        "created": summary.get("Created"),
+        "ports": ports_view(summary.get("Ports")),
+        "mcp_transport": labels.get(TRANSPORT) or None,
+        "mcp_endpoint_path": labels.get(ENDPOINT) or None,
+        "mcp_port": labels.get(MCP_PORT) or None,
+        "config_hash": labels.get(CONFIG_HASH) or None,
+    }
+
+
+class DockerGateway:
+    """The low-level Docker API client, created lazily so the agent starts (and says so) while Docker is down."""
+
+    def __init__(self, timeout: int = 60):
+        self._timeout = timeout
+        self._client: docker.APIClient | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def api(self) -> docker.APIClient:
+        if self._client is None:
+            with self._lock:
+                if self._client is None:
+                    try:
+                        self._client = docker.APIClient(version="auto", timeout=self._timeout, max_pool_size=32,
+                                                        **docker.utils.kwargs_from_env())
+                    except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+                        raise DockerUnavailable(f"cannot reach the Docker engine: {exc}") from None
+        return self._client
+
+    def ping(self) -> bool:
+        try:
+            return bool(self.api.ping())
+        except (DockerUnavailable, docker.errors.DockerException, requests.exceptions.RequestException):
+            return False
+
+    def managed(self, kind: str | None = None, group: str | None = None, name: str | None = None) -> list[dict]:
+        """Managed containers (running or not) in one list call."""
+        return [container_view(c) for c in self.api.containers(all=True, filters=label_filters(kind, group, name))]
+
+    def find(self, name: str, kind: str | None = None) -> dict | None:
+        found = self.managed(kind=kind, name=name)
+        return found[0] if found else None

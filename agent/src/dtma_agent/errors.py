@@ -1,0 +1,82 @@
+"""One place that turns failures into the predecessor's JSON error shape: {success: false, error, message, timestamp}."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timezone
+
+import docker.errors
+import requests.exceptions
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+log = logging.getLogger("dtma.api")
+
+
+def timestamp() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def ok(**fields) -> dict:
+    """A success body with the predecessor's top-level fields."""
+    return {"success": True, **fields, "timestamp": timestamp()}
+
+
+class ApiError(Exception):
+    """An error the caller can act on; `extra` fields are added to the body, `headers` to the response."""
+
+    def __init__(self, status: int, error: str, message: str = "", headers: dict | None = None, **extra):
+        super().__init__(f"{status} {error}: {message}")
+        self.status, self.error, self.message, self.headers, self.extra = status, error, message or error, headers, extra
+
+
+class DockerUnavailable(Exception):
+    """The Docker Engine API cannot be reached."""
+
+
+def error_body(error: str, message: str, **extra) -> dict:
+    return {"success": False, "error": error, "message": message, **extra, "timestamp": timestamp()}
+
+
+def _field(loc) -> str:
+    # drop the "body"/"query"/"path" prefix; the rest names the field as the caller sent it
+    parts = [str(p) for p in loc]
+    return ".".join(parts[1:] if len(parts) > 1 and parts[0] in ("body", "query", "path", "header") else parts)
+
+
+def install_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def _api_error(_: Request, exc: ApiError):
+        headers = dict(exc.headers or {})
+        if exc.status == 401:
+            headers.setdefault("WWW-Authenticate", "Bearer")
+        return JSONResponse(error_body(exc.error, exc.message, **exc.extra), status_code=exc.status, headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError):
+        fields = [{"field": _field(e.get("loc", ())), "message": e.get("msg", "invalid")} for e in exc.errors()]
+        message = "; ".join(f"{f['field'] or 'body'}: {f['message']}" for f in fields)
+        return JSONResponse(error_body("invalid request", message, fields=fields), status_code=422)
+
+    @app.exception_handler(DockerUnavailable)
+    async def _docker_down(_: Request, exc: DockerUnavailable):
+        return JSONResponse(error_body("docker unavailable", str(exc)), status_code=503)
+
+    @app.exception_handler(docker.errors.NotFound)
+    async def _docker_not_found(_: Request, exc: docker.errors.NotFound):
+        return JSONResponse(error_body("not found", str(exc.explanation or exc)), status_code=404)
+
+    @app.exception_handler(docker.errors.APIError)
+    async def _docker_api(_: Request, exc: docker.errors.APIError):
+        log.warning("docker API error: %s", exc)
+        return JSONResponse(error_body("docker error", str(exc.explanation or exc)), status_code=502)
+
+    @app.exception_handler(requests.exceptions.ConnectionError)
+    async def _docker_conn(_: Request, exc: Exception):
+        return JSONResponse(error_body("docker unavailable", f"cannot reach the Docker engine: {exc}"), status_code=503)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception):
+        log.exception("unhandled error")
+        return JSONResponse(error_body("internal error", f"{type(exc).__name__}; details are in the agent log"), status_code=500)

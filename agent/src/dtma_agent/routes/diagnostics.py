@@ -1,0 +1,95 @@
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import docker.errors
+import psutil
+import requests
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse
+
+from .. import containers, metrics
+from .. import docker_state as ds
+from ..errors import DockerUnavailable, ok
+from ..logbuffer import RING
+
+router = APIRouter(prefix="/diagnostics", tags=["diagnostics"])
+_DOCKER_FAILURES = (DockerUnavailable, docker.errors.DockerException, requests.RequestException)
+
+
+@router.get("/docker", summary="Docker version, info counts and containers")
+def docker_diagnostics(request: Request):
+    try:
+        api = request.app.state.gateway.api
+        version, info = api.version(), api.info()
+        listed = api.containers(all=True)
+    except _DOCKER_FAILURES as exc:
+        diagnostics = {"docker_version": None, "docker_info_success": False, "docker_info": {}, "containers": [],
+                       "error": str(exc)}
+        body = ok(diagnostics=diagnostics)
+        body.update(success=False, error="docker unavailable", message=str(exc))
+        return JSONResponse(body, status_code=503)
+    keys = ("ServerVersion", "Containers", "ContainersRunning", "ContainersPaused", "ContainersStopped", "Images",
+            "Driver", "CgroupVersion", "OperatingSystem", "KernelVersion", "NCPU", "MemTotal")
+    views = []
+    for c in listed:
+        view = ds.container_view(c)
+        view["managed"] = (c.get("Labels") or {}).get(ds.MANAGED_BY) == ds.MANAGED_VALUE
+        views.append(view)
+    return ok(diagnostics={"docker_version": version.get("Version"), "docker_api_version": version.get("ApiVersion"),
+                           "docker_info_success": True, "docker_info": {k: info.get(k) for k in keys},
+                           "containers": views})
+
+
+@router.get("/system", summary="Uptime, load, memory, disk, top processes, the agent's port, runtime")
+def system_diagnostics(request: Request):
+    mem, swap = psutil.virtual_memory(), psutil.swap_memory()
+    disks = []
+    for part in psutil.disk_partitions(all=False):
+        try:
+            use = psutil.disk_usage(part.mountpoint)
+        except OSError:
+            continue
+        disks.append({"mount": part.mountpoint, "device": part.device, "fstype": part.fstype, "total_bytes": use.total,
+                      "used_bytes": use.used, "free_bytes": use.free, "percent": use.percent})
+    return ok(diagnostics={
+        "uptime": metrics.uptime(),
+        "load": metrics.load(),
+        "disk_usage": disks,
+        "memory_info": {"total_bytes": mem.total, "available_bytes": mem.available, "used_bytes": mem.used,
+                        "percent": mem.percent, "swap_total_bytes": swap.total, "swap_used_bytes": swap.used},
+        "top_processes": metrics.top_processes(),
+        "dtma_port_status": metrics.port_status(request.app.state.settings.port),
+        "environment": metrics.runtime_environment(),
+    })
+
+
+def service_journal(unit: str, lines: int) -> dict:
+    """The unit's journal, read with journalctl (argv, no shell) when journald is there and readable."""
+    journalctl = shutil.which("journalctl")
+    if not journalctl:
+        return {"available": False, "reason": "journalctl is not installed on this host"}
+    try:
+        done = subprocess.run([journalctl, "--no-pager", "-o", "short-iso", "-u", unit, "-n", str(lines)],
+                              capture_output=True, text=True, timeout=10, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return {"available": False, "reason": f"journalctl failed: {exc}"}
+    text = done.stdout.strip()
+    if done.returncode != 0 or not text or text.startswith("No journal files") or text == "-- No entries --":
+        reason = (done.stderr.strip() or text or f"journalctl exited {done.returncode}").splitlines()[0]
+        return {"available": False, "unit": unit, "reason": reason}
+    return {"available": True, "unit": unit, "source": "journald", "lines": text.splitlines()[-lines:]}
+
+
+@router.get("/logs", summary="The agent's own log, its service journal and each MCP container's last lines")
+def log_diagnostics(request: Request, lines: int = Query(100, ge=1, le=10000, description="lines per source")):
+    mcp: dict = {}
+    try:
+        api = request.app.state.gateway.api
+        for server in request.app.state.gateway.managed(kind=ds.KIND_MCP):
+            mcp[server["name"]] = containers.read_logs(api, server["container_id"], lines)
+    except _DOCKER_FAILURES as exc:
+        mcp = {"error": f"docker unavailable: {exc}"}
+    return ok(logs={"dtma_service": service_journal(request.app.state.settings.service_unit, lines),
+                    "mcp_containers": mcp, "application_logs": RING.tail(lines)})

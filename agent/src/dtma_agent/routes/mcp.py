@@ -1,0 +1,82 @@
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse
+
+from .. import containers, groups
+from .. import docker_state as ds
+from ..errors import ApiError, ok, timestamp
+from ..schemas import RESOURCE_TEMPLATES, GroupDeploy
+from .common import log_query
+
+router = APIRouter(prefix="/mcp", tags=["mcp"])
+
+
+def _server(request: Request, name: str) -> dict:
+    found = request.app.state.gateway.find(name, kind=ds.KIND_MCP)
+    if not found:
+        raise ApiError(404, "server not found", f"no MCP server named {name!r} is managed by this agent")
+    return found
+
+
+@router.post("/groups", status_code=201, summary="Converge an MCP group to this payload")
+def deploy_group(body: GroupDeploy, request: Request):
+    result = groups.converge(request.app.state.gateway.api, body)
+    failures = [s for s in result["servers"] if s["outcome"] == "failed"]
+    if not failures:
+        return JSONResponse(ok(message=f"group {body.groupId}: every server is running", data=result), status_code=201)
+    message = "; ".join(f"{f['name']}: {f.get('message', f.get('error'))}" for f in failures)
+    return JSONResponse({"success": False, "error": "deployment failed", "message": message, "data": result,
+                         "timestamp": timestamp()}, status_code=failures[0].get("status", 502))
+
+
+@router.post("/validate", summary="Validate a group payload and show the plan, without deploying")
+def validate_group(body: GroupDeploy, request: Request):
+    steps = groups.plan(request.app.state.gateway.api, body)
+    return ok(valid=True, data={"groupId": body.groupId, "plan": [s.view() for s in steps],
+                                "changes": sum(1 for s in steps if s.action != "unchanged")})
+
+
+@router.delete("/groups/{groupId}", summary="Stop and remove every container of a group")
+def delete_group(groupId: str, request: Request,
+                 forceRemove: bool = Query(False, description="kill at once instead of a graceful stop"),
+                 gracefulTimeoutMs: int = Query(10000, ge=0, le=300000, description="graceful stop time per container")):
+    result = groups.remove_group(request.app.state.gateway.api, groupId, forceRemove, gracefulTimeoutMs)
+    return ok(message=f"group {groupId} removed", data=result)
+
+
+@router.get("/status", summary="Every managed MCP server: group, state, ports, health")
+def mcp_status(request: Request, probe: bool = Query(False, description="also speak MCP to each HTTP server")):
+    servers = groups.mcp_servers(request.app.state.gateway.api, do_probe=probe)
+    return ok(mcp_servers=servers, count=len(servers))
+
+
+@router.get("/health/{groupId}", summary="Container state and MCP probe of each server of a group")
+def group_health(groupId: str, request: Request,
+                 retryFor: float = Query(0.0, ge=0, le=30, description="seconds to retry refused connections")):
+    servers = groups.mcp_servers(request.app.state.gateway.api, groupId, do_probe=True, retry_for=retryFor)
+    if not servers:
+        raise ApiError(404, "group not found", f"no containers are labelled with group {groupId!r}")
+    status = groups.collective_status(servers)
+    return ok(groupId=groupId, collectiveStatus=status, data={"groupId": groupId, "collectiveStatus": status, "servers": servers})
+
+
+@router.post("/servers/{name}/restart", summary="Restart one MCP server (rate limited)")
+def restart_server(name: str, request: Request, timeout: int = Query(10, ge=0, le=600)):
+    server = _server(request, name)
+    request.app.state.restart_limiter.acquire(name)
+    request.app.state.gateway.api.restart(server["container_id"], timeout=timeout)
+    return ok(message=f"MCP server {name} restarted", data=_server(request, name))
+
+
+@router.get("/servers/{name}/logs", summary="Recent log lines of an MCP server")
+def server_logs(name: str, request: Request, query: tuple = Depends(log_query)):
+    tail, since = query
+    server = _server(request, name)
+    lines = containers.read_logs(request.app.state.gateway.api, server["container_id"], tail, since)
+    return ok(data={"name": name, "group_id": server["group_id"], "lines": lines, "count": len(lines)})
+
+
+@router.get("/templates", summary="Resource presets that resourceLimits may name")
+def templates():
+    return ok(data=RESOURCE_TEMPLATES)

@@ -1,0 +1,78 @@
+from __future__ import annotations
+
+from typing import Literal
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse
+
+from .. import containers
+from .. import docker_state as ds
+from ..errors import ApiError, ok
+from ..schemas import ToolCreate
+from .common import log_query
+
+router = APIRouter(prefix="/tools", tags=["tools"])
+
+
+def tool_data(view: dict) -> dict:
+    return {"container_id": view["container_id"], "instance_name_on_toolbox": view["name"],
+            "account_tool_instance_id": view["account_tool_instance_id"], "image": view["image"],
+            "ports": view["ports"], "state": view["state"], "status": view["status"]}
+
+
+def _tool(request: Request, name: str) -> dict:
+    found = request.app.state.gateway.find(name, kind=ds.KIND_TOOL)
+    if not found:
+        raise ApiError(404, "tool not found", f"no tool instance named {name!r} is managed by this agent")
+    return found
+
+
+@router.post("", status_code=201, summary="Deploy a tool instance (409 when its name or a host port is taken)")
+def deploy_tool(body: ToolCreate, request: Request):
+    gateway = request.app.state.gateway
+    labels = {ds.MANAGED_BY: ds.MANAGED_VALUE, ds.KIND: ds.KIND_TOOL, ds.INSTANCE: body.instanceNameOnToolbox,
+              ds.ACCOUNT_TOOL: body.accountToolInstanceId}
+    override = containers.check_override(body.baseConfigOverrideJson or {})
+    config = containers.build_config(body.dockerImageUrl, labels, override=override)
+    containers.ensure_image(gateway.api, body.dockerImageUrl)
+    containers.create_and_start(gateway.api, body.instanceNameOnToolbox, config)
+    view = gateway.find(body.instanceNameOnToolbox, kind=ds.KIND_TOOL)
+    return JSONResponse(ok(message=f"tool {body.instanceNameOnToolbox} deployed", data=tool_data(view)), status_code=201)
+
+
+@router.get("/status", summary="Every managed tool instance and its state")
+def tools_status(request: Request):
+    tools = [tool_data(v) for v in request.app.state.gateway.managed(kind=ds.KIND_TOOL)]
+    return ok(data=tools, count=len(tools))
+
+
+@router.post("/{name}/{action}", summary="Start, stop or restart a tool instance")
+def tool_action(name: str, action: Literal["start", "stop", "restart"], request: Request,
+                timeout: int = Query(10, ge=0, le=600, description="seconds to wait for a graceful stop")):
+    api = request.app.state.gateway.api
+    before = _tool(request, name)
+    if action == "start":
+        api.start(before["container_id"])
+    elif action == "stop":
+        api.stop(before["container_id"], timeout=timeout)
+    else:
+        api.restart(before["container_id"], timeout=timeout)
+    after = _tool(request, name)
+    changed = action == "restart" or before["state"] != after["state"]
+    return ok(message=f"tool {name}: {action} done", changed=changed, data=tool_data(after))
+
+
+@router.get("/{name}/logs", summary="Recent log lines of a tool instance")
+def tool_logs(name: str, request: Request, query: tuple = Depends(log_query)):
+    tail, since = query
+    view = _tool(request, name)
+    lines = containers.read_logs(request.app.state.gateway.api, view["container_id"], tail, since)
+    return ok(data={"instance_name_on_toolbox": name, "lines": lines, "count": len(lines)})
+
+
+@router.delete("/{name}", summary="Stop and remove a tool instance")
+def delete_tool(name: str, request: Request,
+                timeout: int = Query(10, ge=0, le=600, description="seconds to wait for a graceful stop")):
+    view = _tool(request, name)
+    containers.stop_and_remove(request.app.state.gateway.api, view["container_id"], force=False, timeout_s=timeout)
+    return ok(message=f"tool {name} removed", data={"instance_name_on_toolbox": name, "container_id": view["container_id"]})

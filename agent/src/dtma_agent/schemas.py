@@ -1,0 +1,226 @@
+"""Request bodies with the predecessor's field names; validation errors become 422 naming the field."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal, Optional, Union
+
+from docker.utils import parse_bytes
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+# Docker's own container-name rule, so a bad name is a 422 here rather than a Docker error later.
+NAME_PATTERN = r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$"
+TRANSPORTS = ("stdio", "sse", "streamable-http", "websocket")
+
+# Presets a server's `resourceLimits` may name (GET /mcp/templates).
+RESOURCE_TEMPLATES = {
+    "small": {"memory": "256m", "cpus": 0.25},
+    "medium": {"memory": "512m", "cpus": 0.5},
+    "large": {"memory": "1g", "cpus": 1.0},
+    "xlarge": {"memory": "2g", "cpus": 2.0},
+}
+
+
+class _Body(BaseModel):
+    # Unknown fields are ignored: existing callers send more than we read.
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+
+def _override(value: Any) -> dict:
+    """baseConfigOverrideJson arrives as an object or as a JSON string holding one."""
+    if value is None or value == "":
+        return {}
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError as exc:
+            raise ValueError(f"not valid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise ValueError("must be a JSON object (a Docker container-create config)")
+    return value
+
+
+def _port_bindings(value: Any) -> dict:
+    """Accept {"8080": 30001}, {"8080/tcp": "30001"}, Docker's {"8080/tcp": [{"HostPort": "30001"}]}
+    or [{"containerPort": 8080, "hostPort": 30001, "protocol": "tcp", "hostIp": "127.0.0.1"}];
+    return Docker's PortBindings form."""
+    if not value:
+        return {}
+    if isinstance(value, list):
+        pairs = []
+        for item in value:
+            if not isinstance(item, dict) or "containerPort" not in item:
+                raise ValueError("list entries need containerPort (and optionally hostPort, protocol, hostIp)")
+            key = f"{item['containerPort']}/{item.get('protocol', 'tcp')}"
+            pairs.append((key, {"HostPort": item.get("hostPort"), "HostIp": item.get("hostIp")}))
+    elif isinstance(value, dict):
+        pairs = list(value.items())
+    else:
+        raise ValueError("must be an object mapping container ports to host ports, or a list")
+    out: dict = {}
+    for key, target in pairs:
+        port, _, proto = str(key).partition("/")
+        proto = proto or "tcp"
+        if not port.isdigit() or not 1 <= int(port) <= 65535 or proto not in ("tcp", "udp", "sctp"):
+            raise ValueError(f"invalid container port {key!r}")
+        targets = target if isinstance(target, list) else [target]
+        bindings = []
+        for t in targets:
+            if isinstance(t, dict):
+                lowered = {k.lower(): v for k, v in t.items()}
+                host_port, host_ip = lowered.get("hostport"), lowered.get("hostip")
+            else:
+                host_port, host_ip = t, None
+            host_port = "" if host_port in (None, "") else str(host_port)
+            if host_port and (not host_port.isdigit() or not 1 <= int(host_port) <= 65535):
+                raise ValueError(f"invalid host port {host_port!r} for {key}")
+            bindings.append({"HostIp": str(host_ip or ""), "HostPort": host_port})
+        out[f"{port}/{proto}"] = bindings
+    return out
+
+
+def host_ports(bindings: dict) -> list[tuple]:
+    return [(b["HostIp"], b["HostPort"], key.split("/")[1]) for key, bs in bindings.items() for b in bs if b["HostPort"]]
+
+
+def _resources(value: Any) -> dict:
+    """A template name, or {memory, cpus[, template]}; returned as Docker's Memory (bytes) and NanoCpus."""
+    if not value:
+        return {}
+    if isinstance(value, str):
+        value = {"template": value}
+    if not isinstance(value, dict):
+        raise ValueError("must be a template name or an object with memory and/or cpus")
+    spec = {}
+    if value.get("template"):
+        if value["template"] not in RESOURCE_TEMPLATES:
+            raise ValueError(f"unknown template {value['template']!r}; known: {', '.join(RESOURCE_TEMPLATES)}")
+        spec.update(RESOURCE_TEMPLATES[value["template"]])
+    spec.update({k: v for k, v in value.items() if k in ("memory", "cpus") and v not in (None, "")})
+    out = {}
+    if "memory" in spec:
+        try:
+            memory = parse_bytes(spec["memory"]) if isinstance(spec["memory"], str) else int(spec["memory"])
+        except Exception:
+            raise ValueError(f"memory {spec['memory']!r} is not a size like 512m or 1g") from None
+        if memory < 6 * 1024 * 1024:
+            raise ValueError("memory must be at least 6m (Docker's minimum)")
+        out["memory"] = memory
+    if "cpus" in spec:
+        try:
+            cpus = float(spec["cpus"])
+        except (TypeError, ValueError):
+            raise ValueError(f"cpus {spec['cpus']!r} is not a number") from None
+        if not 0.01 <= cpus <= 512:
+            raise ValueError("cpus must be between 0.01 and 512")
+        out["nano_cpus"] = int(cpus * 1e9)
+    return out
+
+
+class ToolCreate(_Body):
+    dockerImageUrl: str = Field(min_length=1, max_length=512)
+    instanceNameOnToolbox: str = Field(pattern=NAME_PATTERN)
+    accountToolInstanceId: str = Field(min_length=1, max_length=256)
+    baseConfigOverrideJson: Optional[dict] = None
+
+    @field_validator("baseConfigOverrideJson", mode="before")
+    @classmethod
+    def _base_override(cls, v):
+        return _override(v)
+
+
+class McpServerSpec(_Body):
+    instanceNameOnToolbox: str = Field(pattern=NAME_PATTERN)
+    dockerImageUrl: str = Field(min_length=1, max_length=512)
+    accountToolInstanceId: Optional[str] = Field(default=None, max_length=256)
+    mcpEndpointPath: str = Field(default="/mcp", pattern=r"^/[A-Za-z0-9._~/-]*$", max_length=256)
+    mcpTransportType: Literal["stdio", "sse", "streamable-http", "websocket"] = "streamable-http"
+    portBindings: dict = Field(default_factory=dict)
+    environmentVariables: dict[str, str] = Field(default_factory=dict)
+    resourceLimits: dict = Field(default_factory=dict)
+    baseConfigOverrideJson: dict = Field(default_factory=dict)
+
+    @field_validator("portBindings", mode="before")
+    @classmethod
+    def _ports(cls, v):
+        return _port_bindings(v)
+
+    @field_validator("resourceLimits", mode="before")
+    @classmethod
+    def _limits(cls, v):
+        return _resources(v)
+
+    @field_validator("baseConfigOverrideJson", mode="before")
+    @classmethod
+    def _base_override(cls, v):
+        return _override(v)
+
+    @field_validator("environmentVariables", mode="before")
+    @classmethod
+    def _env(cls, v):
+        if v is None:
+            return {}
+        if not isinstance(v, dict):
+            raise ValueError("must be an object of NAME: value")
+        for key in v:
+            if not key or "=" in key or "\0" in key:
+                raise ValueError(f"invalid variable name {key!r}")
+        # numbers and booleans are passed as their text, as a shell would
+        return {k: (json.dumps(val) if isinstance(val, bool) else str(val)) for k, val in v.items()}
+
+    @property
+    def mcp_port(self) -> Optional[str]:
+        """The container port the MCP server listens on: the first TCP port bound."""
+        for key in self.portBindings:
+            port, proto = key.split("/")
+            if proto == "tcp":
+                return port
+        return None
+
+
+class GroupOptions(_Body):
+    maxConcurrentDeployments: int = Field(default=3, ge=1, le=32)
+    dependencyOrder: list[Union[str, list[str]]] = Field(default_factory=list)
+    sharedNetworking: bool = False
+
+
+class GroupDeploy(_Body):
+    groupId: str = Field(pattern=NAME_PATTERN, max_length=64)
+    servers: list[McpServerSpec] = Field(min_length=1, max_length=100)
+    options: GroupOptions = Field(default_factory=GroupOptions)
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        names = [s.instanceNameOnToolbox for s in self.servers]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"servers: instanceNameOnToolbox must be unique in a group; repeated: {', '.join(dupes)}")
+        for entry in self.options.dependencyOrder:
+            for name in [entry] if isinstance(entry, str) else entry:
+                if name not in names:
+                    raise ValueError(f"options.dependencyOrder names {name!r}, which is not a server of this group")
+        seen: dict = {}
+        for server in self.servers:
+            for hp in host_ports(server.portBindings):
+                if hp in seen:
+                    raise ValueError(f"servers: host port {hp[1]}/{hp[2]} is bound by both {seen[hp]} and {server.instanceNameOnToolbox}")
+                seen[hp] = server.instanceNameOnToolbox
+        return self
+
+    def waves(self) -> list[list[McpServerSpec]]:
+        """dependencyOrder as deployment waves: each entry (a name or a list of names) is one wave, in order;
+        servers it does not name are deployed together last."""
+        by_name = {s.instanceNameOnToolbox: s for s in self.servers}
+        waves, placed = [], set()
+        for entry in self.options.dependencyOrder:
+            names = [entry] if isinstance(entry, str) else entry
+            wave = [by_name[n] for n in names if n not in placed]
+            placed.update(names)
+            if wave:
+                waves.append(wave)
+        rest = [s for s in self.servers if s.instanceNameOnToolbox not in placed]
+        return waves + [rest] if rest else waves
+
+
+class RedeployRequest(_Body):
+    version: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$")

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Builds the local images the demo, tests and benchmarks use. No registry is reachable, so every
+# image is built here: busybox from Debian's busybox-static, a Debian+Python base with mmdebstrap,
+# and a real MCP server from the official `mcp` SDK installed from wheels downloaded on the host.
+# Idempotent: an image that exists is kept (FORCE=1 rebuilds).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DOCKER=/usr/bin/docker
+have() { [ "${FORCE:-0}" != 1 ] && "$DOCKER" image inspect "$1" >/dev/null 2>&1; }
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+if ! have local/busybox:latest; then
+  mkdir -p "$work/bb/bin"
+  cp /bin/busybox "$work/bb/bin/busybox"
+  for app in sh sleep httpd echo cat ls env true false nc wc; do ln -s busybox "$work/bb/bin/$app"; done
+  tar -C "$work/bb" -c . | "$DOCKER" import -c 'CMD ["/bin/sh"]' -c 'ENV PATH=/bin' - local/busybox:latest >/dev/null
+  echo "built local/busybox:latest"
+fi
+
+if ! have local/debian-python:bookworm; then
+  mmdebstrap --quiet --variant=minbase --include=python3,python3-venv,ca-certificates \
+    --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/doc/*' \
+    --dpkgopt='path-exclude=/usr/share/locale/*' \
+    bookworm "$work/rootfs" /etc/apt/sources.list.d/debian.sources
+  tar -C "$work/rootfs" -c . | "$DOCKER" import - local/debian-python:bookworm >/dev/null
+  rm -rf "$work/rootfs"
+  echo "built local/debian-python:bookworm"
+fi
+
+if ! have local/mcp-demo:latest; then
+  ctx="$work/mcp"
+  mkdir -p "$ctx/wheels"
+  cp images/mcp-demo/Dockerfile images/mcp-demo/server.py "$ctx/"
+  pip download --quiet --disable-pip-version-check mcp -d "$ctx/wheels" --only-binary=:all: \
+    --python-version 3.11 --implementation cp --platform manylinux2014_x86_64 \
+    --platform manylinux_2_17_x86_64 --platform manylinux_2_28_x86_64 2>&1 | grep -v '^WARNING' || true
+  DOCKER_BUILDKIT=0 "$DOCKER" build --quiet --network none -t local/mcp-demo:latest "$ctx" >/dev/null
+  echo "built local/mcp-demo:latest"
+fi

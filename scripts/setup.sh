@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs and starts everything the demo and the tests need, on a fresh Debian 12 machine as root:
+# Debian's docker.io (started if no engine answers), the project virtualenv, and the local images.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DOCKER=/usr/bin/docker
+
+missing=()
+for pkg in docker.io busybox-static mmdebstrap openssh-server openssh-client shellcheck; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null 2>&1
+fi
+
+if ! "$DOCKER" info >/dev/null 2>&1; then
+  echo "setup: starting dockerd"
+  setsid /usr/sbin/dockerd >/var/log/dockerd.log 2>&1 </dev/null &
+  for _ in $(seq 1 60); do "$DOCKER" info >/dev/null 2>&1 && break; sleep 0.5; done
+  "$DOCKER" info >/dev/null 2>&1 || { echo "setup: dockerd did not start; see /var/log/dockerd.log" >&2; exit 1; }
+fi
+
+if [ ! -x .venv/bin/python ]; then
+  python3 -m venv .venv
+fi
+.venv/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt 2>&1 | { grep -v '^WARNING: Location' || true; }
+
+bash scripts/images.sh
