@@ -35,7 +35,7 @@ def create_app(settings: Settings, gateway: DockerGateway | None = None) -> Fast
     app.state.gateway = gateway or DockerGateway()
     app.state.boot_id = uuid.uuid4().hex
     app.state.started_monotonic = time.monotonic()
-    app.state.restart_limiter = RestartLimiter()
+    app.state.restart_limiter = RestartLimiter(settings.restart_limit, settings.restart_window_s, settings.restart_cooldown_s)
     install_handlers(app)
     app.include_router(health.router)
     secured = [Depends(require_token)]

@@ -66,6 +66,10 @@ class Settings:
     policy_file: Path | None = None
     scratch_dir: Path | None = None
     env_file: Path | None = None
+    # MCP server restarts: at most `restart_limit` per `restart_window_s`, `restart_cooldown_s` apart
+    restart_limit: int = 3
+    restart_window_s: float = 300.0
+    restart_cooldown_s: float = 30.0
 
     @property
     def heartbeat_enabled(self) -> bool:
@@ -122,4 +126,7 @@ class Settings:
             policy_file=path("DTMA_POLICY_FILE"),
             scratch_dir=path("DTMA_SCRATCH_DIR"),
             env_file=Path(env_file) if env_file else None,
+            restart_limit=number("DTMA_MCP_RESTART_LIMIT", 3, int),
+            restart_window_s=number("DTMA_MCP_RESTART_WINDOW_S", 300.0),
+            restart_cooldown_s=number("DTMA_MCP_RESTART_COOLDOWN_S", 30.0),
         )
