@@ -22,7 +22,9 @@ import requests
 
 BUSYBOX = "local/busybox:latest"
 MCP_IMAGE = "local/mcp-demo:latest"
-PREFIX = "dtmatest-"
+# Each pytest session gets its own prefix, so its cleanup never removes another session's containers.
+SESSION = uuid.uuid4().hex[:6]
+PREFIX = f"dtmatest-{SESSION}-"
 AGENT_BIN = Path(sys.executable).with_name("dtma-agent")
 
 

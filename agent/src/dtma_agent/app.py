@@ -6,10 +6,10 @@ import time
 import uuid
 from contextlib import asynccontextmanager
 
-from fastapi import Depends, FastAPI
+from fastapi import FastAPI
 
 from . import __version__
-from .auth import require_token
+from .auth import BearerAuth
 from .docker_state import DockerGateway
 from .errors import install_handlers
 from .groups import RestartLimiter
@@ -37,8 +37,7 @@ def create_app(settings: Settings, gateway: DockerGateway | None = None) -> Fast
     app.state.started_monotonic = time.monotonic()
     app.state.restart_limiter = RestartLimiter(settings.restart_limit, settings.restart_window_s, settings.restart_cooldown_s)
     install_handlers(app)
-    app.include_router(health.router)
-    secured = [Depends(require_token)]
-    for router in (status.router, tools.router, mcp.router, diagnostics.router, lifecycle.router):
-        app.include_router(router, dependencies=secured)
+    app.add_middleware(BearerAuth, tokens=settings.tokens)
+    for router in (health.router, status.router, tools.router, mcp.router, diagnostics.router, lifecycle.router):
+        app.include_router(router)
     return app

@@ -1,29 +1,49 @@
-"""The bearer-token dependency: every route but GET /health depends on it."""
+"""Bearer-token authentication for every route but GET /health (and the API schema and docs).
+
+It is ASGI middleware rather than a route dependency so that it runs first: a caller without a valid
+token gets 401 before its body is parsed or validated, whatever it sent.
+"""
 
 from __future__ import annotations
 
 import hmac
 
-from fastapi import Request
+from starlette.responses import JSONResponse
 
-from .errors import ApiError
+from .errors import error_body
+
+PUBLIC_PATHS = frozenset({"/health", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"})
 
 
-def require_token(request: Request) -> str:
-    """Return the id of the token the caller used ("agent" or "backend"); 401 otherwise."""
-    header = request.headers.get("authorization", "")
-    scheme, _, supplied = header.partition(" ")
+def token_id_for(header: str, tokens: dict[str, str]) -> tuple[str | None, str, str]:
+    """(token id, error, message): the id of the token the header carries, or why there is none."""
     if not header:
-        raise ApiError(401, "missing bearer token", "send an Authorization: Bearer <token> header")
+        return None, "missing bearer token", "send an Authorization: Bearer <token> header"
+    scheme, _, supplied = header.partition(" ")
     if scheme.lower() != "bearer" or not supplied.strip():
-        raise ApiError(401, "malformed authorization header", "expected Authorization: Bearer <token>")
+        return None, "malformed authorization header", "expected Authorization: Bearer <token>"
     supplied_bytes = supplied.strip().encode()
     matched = None
     # Compare against every token in constant time, without an early exit that would leak which one matched.
-    for token_id, token in request.app.state.settings.tokens.items():
+    for token_id, token in tokens.items():
         if hmac.compare_digest(supplied_bytes, token.encode()):
             matched = token_id
     if matched is None:
-        raise ApiError(401, "invalid bearer token", "the token does not match DTMA_BEARER_TOKEN or BACKEND_TO_DTMA_API_KEY")
-    request.state.token_id = matched
-    return matched
+        return None, "invalid bearer token", "the token does not match DTMA_BEARER_TOKEN or BACKEND_TO_DTMA_API_KEY"
+    return matched, "", ""
+
+
+class BearerAuth:
+    def __init__(self, app, tokens: dict[str, str]):
+        self.app, self.tokens = app, tokens
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["path"] in PUBLIC_PATHS:
+            return await self.app(scope, receive, send)
+        header = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"authorization"), "")
+        token_id, error, message = token_id_for(header, self.tokens)
+        if token_id is None:
+            response = JSONResponse(error_body(error, message), status_code=401, headers={"WWW-Authenticate": "Bearer"})
+            return await response(scope, receive, send)
+        scope.setdefault("state", {})["token_id"] = token_id  # request.state.token_id in the routes
+        return await self.app(scope, receive, send)

@@ -19,15 +19,33 @@ RESTART_POLICY = {"Name": "unless-stopped"}
 DOCKER_SOCKETS = ("docker.sock",)
 _HOST_MODES = ("NetworkMode", "PidMode", "IpcMode", "UsernsMode", "UTSMode", "CgroupnsMode")
 _FORBIDDEN_LISTS = ("CapAdd", "Devices", "DeviceRequests", "DeviceCgroupRules", "VolumesFrom")
-# Docker decodes JSON keys case-insensitively, so `privileged` counts as `Privileged`.
-_CANONICAL = {k.lower(): k for k in ("Env", "Labels", "HostConfig", "Image", "Privileged", "Binds", "Mounts",
-                                      "SecurityOpt", "ExposedPorts", "PortBindings", *_HOST_MODES, *_FORBIDDEN_LISTS)}
+# Setting these (even to []) replaces Docker's masked / read-only /proc paths: what systempaths=unconfined does.
+_PROC_PATHS = ("MaskedPaths", "ReadonlyPaths")
+
+
+def _fold(key) -> str:
+    """Docker decodes JSON keys like Go's encoding/json: case-insensitively with Unicode simple folding, so
+    `privileged` counts as `Privileged`, and `HoſtConfig` (U+017F) or a Kelvin sign (U+212A) match `s`/`k`.
+    str.casefold() folds both the same way; str.lower() leaves `ſ` alone."""
+    return str(key).casefold()
+
+
+_CANONICAL = {_fold(k): k for k in ("Env", "Labels", "HostConfig", "Image", "Privileged", "Binds", "Mounts",
+                                    "SecurityOpt", "ExposedPorts", "PortBindings", *_HOST_MODES, *_FORBIDDEN_LISTS,
+                                    *_PROC_PATHS)}
+
+
+def _folded(value):
+    """A mount spec with every key folded, at any depth (VolumeOptions.DriverConfig.Options ...)."""
+    if isinstance(value, dict):
+        return {_fold(k): _folded(v) for k, v in value.items()}
+    return value
 
 
 def _canonical_keys(obj: dict, where: str) -> dict:
     out: dict = {}
     for key, value in obj.items():
-        canon = _CANONICAL.get(key.lower(), key)
+        canon = _CANONICAL.get(_fold(key), key)
         if canon in out:
             raise ApiError(400, "ambiguous override", f"{where} sets {canon} twice (keys differ only in case)", field=where)
         out[canon] = _canonical_keys(value, f"{where}.{canon}") if isinstance(value, dict) and canon == "HostConfig" else value
@@ -50,16 +68,28 @@ def check_override(override: dict, field: str = "baseConfigOverrideJson") -> dic
         if host.get(key):
             refuse(f"HostConfig.{key}", "it grants access to host devices, capabilities or other containers' mounts")
     for key in _HOST_MODES:
-        if str(host.get(key, "")).lower() == "host":
+        mode = str(host.get(key, "")).lower()
+        if mode == "host":
             refuse(f"HostConfig.{key}", "sharing the host's namespace escapes the container")
+        if mode.startswith("container:"):
+            refuse(f"HostConfig.{key}", "joining another container's namespaces reaches what that container can")
     for bind in host.get("Binds") or []:
         source = str(bind).split(":", 1)[0]
         if source.startswith("/") or any(s in str(bind) for s in DOCKER_SOCKETS):
             refuse("HostConfig.Binds", f"host path {source!r} cannot be mounted; use a named volume")
+    for key in _PROC_PATHS:
+        if host.get(key) is not None:
+            refuse(f"HostConfig.{key}", "replacing the masked / read-only /proc paths unconfines the container")
     for mount in host.get("Mounts") or []:
-        mount = {k.lower(): v for k, v in (mount or {}).items()}
+        if not isinstance(mount, dict):
+            raise ApiError(400, "invalid override", f"{field}.HostConfig.Mounts entries must be objects",
+                           field=f"{field}.HostConfig.Mounts")
+        mount = _folded(mount)
         if str(mount.get("type", "volume")).lower() == "bind" or any(s in str(mount.get("source", "")) for s in DOCKER_SOCKETS):
             refuse("HostConfig.Mounts", "bind mounts of host paths are not allowed; use a named volume")
+        if (mount.get("volumeoptions") or {}).get("driverconfig"):
+            # the local driver's options (type=none, o=bind, device=/...) mount any host path
+            refuse("HostConfig.Mounts", "volume driver options can mount host paths; use a plain named volume")
     for opt in host.get("SecurityOpt") or []:
         lowered = str(opt).lower().replace(":", "=")
         if "unconfined" in lowered or lowered == "label=disable":
@@ -137,7 +167,8 @@ def is_port_clash(exc: docker.errors.APIError) -> bool:
     return "port is already allocated" in text or "address already in use" in text
 
 
-def create_and_start(api, name: str, config: dict, name_field: str = "instanceNameOnToolbox") -> str:
+def create_and_start(api, name: str, config: dict, name_field: str = "instanceNameOnToolbox",
+                     ports_field: str = "portBindings") -> str:
     """Create and start; on any failure nothing is left behind. Returns the container id."""
     try:
         container_id = api.create_container_from_config(config, name=name)["Id"]
@@ -152,7 +183,7 @@ def create_and_start(api, name: str, config: dict, name_field: str = "instanceNa
         remove(api, container_id, force=True)
         if is_port_clash(exc):
             raise ApiError(409, "port conflict", f"{name!r}: a host port is already in use: {exc.explanation}",
-                           field="portBindings") from None
+                           field=ports_field) from None
         raise ApiError(502, "start failed", f"{name!r} could not be started: {exc.explanation or exc}") from None
     return container_id
 
@@ -162,6 +193,9 @@ def remove(api, container_id: str, force: bool = True) -> None:
         api.remove_container(container_id, force=force, v=True)
     except docker.errors.NotFound:
         pass
+    except docker.errors.APIError as exc:
+        if "already in progress" not in str(exc.explanation or exc):  # a concurrent removal does our job
+            raise
 
 
 def stop_and_remove(api, container_id: str, force: bool, timeout_s: float) -> None:
@@ -174,6 +208,13 @@ def stop_and_remove(api, container_id: str, force: bool, timeout_s: float) -> No
     remove(api, container_id, force=True)
 
 
+# Docker parses `since` as an int64; anything beyond year 9999 means "the future" anyway.
+_MAX_SINCE = 253402300799
+
+
 def read_logs(api, container_id: str, tail: int, since: int | None = None) -> list[str]:
+    if since is not None:
+        # docker-py refuses since <= 0 (the epoch or before it means "from the beginning")
+        since = min(since, _MAX_SINCE) if since > 0 else None
     raw = api.logs(container_id, stdout=True, stderr=True, tail=tail, since=since, timestamps=False)
     return raw.decode("utf-8", "replace").splitlines()

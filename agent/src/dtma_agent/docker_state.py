@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import threading
 
 import docker
@@ -43,7 +44,7 @@ def label_filters(kind: str | None = None, group: str | None = None, name: str |
         labels.append(f"{GROUP}={group}")
     filters: dict = {"label": labels}
     if name:
-        filters["name"] = f"^/{name}$"
+        filters["name"] = f"^/{re.escape(name)}$"  # Docker's name filter is a regular expression
     return filters
 
 
@@ -115,5 +116,5 @@ class DockerGateway:
         return [container_view(c) for c in self.api.containers(all=True, filters=label_filters(kind, group, name))]
 
     def find(self, name: str, kind: str | None = None) -> dict | None:
-        found = self.managed(kind=kind, name=name)
+        found = [c for c in self.managed(kind=kind, name=name) if c["name"] == name]
         return found[0] if found else None

@@ -41,6 +41,8 @@ def error_body(error: str, message: str, **extra) -> dict:
 
 def _field(loc) -> str:
     # drop the "body"/"query"/"path" prefix; the rest names the field as the caller sent it
+    if len(loc) == 2 and loc[0] == "body" and isinstance(loc[1], int):
+        return "body"  # a JSON syntax error at a character offset, not a field
     parts = [str(p) for p in loc]
     return ".".join(parts[1:] if len(parts) > 1 and parts[0] in ("body", "query", "path", "header") else parts)
 

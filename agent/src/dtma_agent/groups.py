@@ -16,7 +16,7 @@ import docker.errors
 from . import containers
 from . import docker_state as ds
 from .errors import ApiError
-from .mcp_probe import probe
+from .mcp_probe import HTTP_TRANSPORTS, probe
 from .schemas import GroupDeploy, McpServerSpec
 
 _locks: dict[str, threading.Lock] = defaultdict(threading.Lock)
@@ -73,7 +73,9 @@ def plan(api, group: GroupDeploy) -> list[Step]:
         if current is None:
             steps.append(Step(name, "create", "not deployed", server, config))
         elif current["kind"] != ds.KIND_MCP or current["group_id"] != group.groupId:
-            owner = f"group {current['group_id']}" if current["group_id"] else "a container the agent does not manage"
+            owner = (f"group {current['group_id']}" if current["group_id"] else
+                     "a tool instance of this agent" if current["kind"] == ds.KIND_TOOL else
+                     "a container the agent does not manage")
             steps.append(Step(name, "conflict", f"the name is used by {owner}", server, config, current))
         elif current["config_hash"] != config["Labels"][ds.CONFIG_HASH]:
             steps.append(Step(name, "recreate", "configuration changed", server, config, current))
@@ -106,8 +108,13 @@ def _execute(api, step: Step) -> dict:
         elif step.action == "recreate":
             out["container_id"] = _replace(api, step)
         elif step.action == "start":
-            api.start(step.existing["container_id"])
             out["container_id"] = step.existing["container_id"]
+            try:
+                api.start(step.existing["container_id"])
+            except docker.errors.APIError as exc:
+                if containers.is_port_clash(exc):
+                    raise ApiError(409, "port conflict", f"{step.name}: a host port is already in use: {exc.explanation}") from None
+                raise
         elif step.action == "remove":
             containers.remove(api, step.existing["container_id"], force=True)
         else:
@@ -231,9 +238,14 @@ def server_health(api, member: dict, do_probe: bool, retry_for: float = 0.0) -> 
     if not running:
         health["reason"] = f"container is {member['state']}"
     elif do_probe:
-        url = probe_url(api, member)
-        health["probe"] = (probe(url, member.get("mcp_transport") or "", retry_for=retry_for) if url else
-                           {"ok": None, "reason": "no MCP port is known for this server (no portBindings)"})
+        transport = member.get("mcp_transport") or ""
+        url = probe_url(api, member) if transport in HTTP_TRANSPORTS else None
+        if transport not in HTTP_TRANSPORTS:  # e.g. stdio: the probe says why it does not speak to it over the network
+            health["probe"] = probe(url, transport)
+        elif url:
+            health["probe"] = probe(url, transport, retry_for=retry_for)
+        else:
+            health["probe"] = {"ok": None, "reason": "no MCP port is known for this server (no portBindings)"}
         if health["probe"]["ok"] is False:
             health.update(status="unhealthy", reason=f"MCP probe failed: {health['probe'].get('error')}")
     return health

@@ -6,7 +6,7 @@ import json
 from typing import Any, Literal, Optional, Union
 
 from docker.utils import parse_bytes
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 # Docker's own container-name rule, so a bad name is a 422 here rather than a Docker error later.
 NAME_PATTERN = r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$"
@@ -189,23 +189,34 @@ class GroupDeploy(_Body):
     servers: list[McpServerSpec] = Field(min_length=1, max_length=100)
     options: GroupOptions = Field(default_factory=GroupOptions)
 
-    @model_validator(mode="after")
-    def _consistent(self):
-        names = [s.instanceNameOnToolbox for s in self.servers]
+    # Checks that span servers are field validators, not a model validator, so a 422's fields[] names the
+    # field ("servers", "options") instead of "body".
+    @field_validator("servers")
+    @classmethod
+    def _unique(cls, servers: list[McpServerSpec]) -> list[McpServerSpec]:
+        names = [s.instanceNameOnToolbox for s in servers]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
-            raise ValueError(f"servers: instanceNameOnToolbox must be unique in a group; repeated: {', '.join(dupes)}")
-        for entry in self.options.dependencyOrder:
-            for name in [entry] if isinstance(entry, str) else entry:
-                if name not in names:
-                    raise ValueError(f"options.dependencyOrder names {name!r}, which is not a server of this group")
+            raise ValueError(f"instanceNameOnToolbox must be unique in a group; repeated: {', '.join(dupes)}")
         seen: dict = {}
-        for server in self.servers:
+        for server in servers:
             for hp in host_ports(server.portBindings):
                 if hp in seen:
-                    raise ValueError(f"servers: host port {hp[1]}/{hp[2]} is bound by both {seen[hp]} and {server.instanceNameOnToolbox}")
+                    raise ValueError(f"host port {hp[1]}/{hp[2]} is bound by both {seen[hp]} and {server.instanceNameOnToolbox}")
                 seen[hp] = server.instanceNameOnToolbox
-        return self
+        return servers
+
+    @field_validator("options")
+    @classmethod
+    def _known_dependencies(cls, options: GroupOptions, info: ValidationInfo) -> GroupOptions:
+        if "servers" not in info.data:
+            return options  # the servers are invalid themselves; that error is reported
+        names = {s.instanceNameOnToolbox for s in info.data["servers"]}
+        for entry in options.dependencyOrder:
+            for name in [entry] if isinstance(entry, str) else entry:
+                if name not in names:
+                    raise ValueError(f"dependencyOrder names {name!r}, which is not a server of this group")
+        return options
 
     def waves(self) -> list[list[McpServerSpec]]:
         """dependencyOrder as deployment waves: each entry (a name or a list of names) is one wave, in order;
@@ -224,3 +235,18 @@ class GroupDeploy(_Body):
 
 class RedeployRequest(_Body):
     version: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$")
+
+
+class ExecRequest(_Body):
+    command: Optional[str] = Field(default=None, min_length=1, max_length=65536, description="a shell command line")
+    argv: Optional[list[str]] = Field(default=None, min_length=1, max_length=4096, description="argv, run without a shell")
+    timeout: int = Field(default=30000, ge=1, le=300000, description="milliseconds")
+    dry_run: bool = Field(default=False, description="only return the policy verdict; nothing runs")
+
+    @model_validator(mode="after")
+    def _exactly_one(self):
+        if (self.command is None) == (self.argv is None):
+            raise ValueError("command: give exactly one of command (a string) or argv (a list of strings)")
+        if self.argv is not None and any("\0" in a for a in self.argv):
+            raise ValueError("argv: arguments cannot contain NUL bytes")
+        return self

@@ -70,6 +70,8 @@ class Settings:
     restart_limit: int = 3
     restart_window_s: float = 300.0
     restart_cooldown_s: float = 30.0
+    exec_max_concurrent: int = 8
+    exec_output_cap: int = 1024 * 1024
 
     @property
     def heartbeat_enabled(self) -> bool:
@@ -129,4 +131,6 @@ class Settings:
             restart_limit=number("DTMA_MCP_RESTART_LIMIT", 3, int),
             restart_window_s=number("DTMA_MCP_RESTART_WINDOW_S", 300.0),
             restart_cooldown_s=number("DTMA_MCP_RESTART_COOLDOWN_S", 30.0),
+            exec_max_concurrent=number("DTMA_EXEC_MAX_CONCURRENT", 8, int),
+            exec_output_cap=number("DTMA_EXEC_OUTPUT_CAP", 1024 * 1024, int),
         )

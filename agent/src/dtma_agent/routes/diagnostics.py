@@ -88,7 +88,14 @@ def log_diagnostics(request: Request, lines: int = Query(100, ge=1, le=10000, de
     try:
         api = request.app.state.gateway.api
         for server in request.app.state.gateway.managed(kind=ds.KIND_MCP):
-            mcp[server["name"]] = containers.read_logs(api, server["container_id"], lines)
+            try:
+                mcp[server["name"]] = containers.read_logs(api, server["container_id"], lines)
+            except docker.errors.NotFound:
+                continue  # removed since it was listed
+            except docker.errors.APIError as exc:
+                # e.g. 409 while it is being removed, or a log driver that cannot be read: that container's
+                # failure, not "docker unavailable" for all of them
+                mcp[server["name"]] = {"error": str(exc.explanation or exc)}
     except _DOCKER_FAILURES as exc:
         mcp = {"error": f"docker unavailable: {exc}"}
     return ok(logs={"dtma_service": service_journal(request.app.state.settings.service_unit, lines),

@@ -35,7 +35,9 @@ def deploy_tool(body: ToolCreate, request: Request):
     override = containers.check_override(body.baseConfigOverrideJson or {})
     config = containers.build_config(body.dockerImageUrl, labels, override=override)
     containers.ensure_image(gateway.api, body.dockerImageUrl)
-    containers.create_and_start(gateway.api, body.instanceNameOnToolbox, config)
+    # a tool's host ports can only come from its override
+    containers.create_and_start(gateway.api, body.instanceNameOnToolbox, config,
+                                ports_field="baseConfigOverrideJson.HostConfig.PortBindings")
     view = gateway.find(body.instanceNameOnToolbox, kind=ds.KIND_TOOL)
     return JSONResponse(ok(message=f"tool {body.instanceNameOnToolbox} deployed", data=tool_data(view)), status_code=201)
 

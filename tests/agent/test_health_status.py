@@ -1,0 +1,172 @@
+"""GET /health, /status and /system, with Docker up, down and back."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from datetime import datetime, timedelta, timezone
+
+import docker
+import requests
+from conftest import BUSYBOX
+
+from dtma_agent import __version__
+
+STATUS_KEYS = {"success", "status", "timestamp", "version", "service", "environment", "tool_instances", "system_metrics"}
+
+
+def parse_timestamp(value: str) -> datetime:
+    when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    assert when.tzinfo is not None
+    assert abs(datetime.now(timezone.utc) - when) < timedelta(minutes=5)
+    return when
+
+
+def assert_system_metrics(metrics: dict) -> None:
+    assert set(metrics) >= {"cpu_load_percent", "memory", "disk"}
+    assert isinstance(metrics["cpu_load_percent"], (int, float)) and 0 <= metrics["cpu_load_percent"] <= 100
+    memory = metrics["memory"]
+    assert set(memory) >= {"total_bytes", "used_bytes", "free_bytes", "active_bytes"}
+    assert all(isinstance(memory[k], int) and memory[k] >= 0 for k in ("total_bytes", "used_bytes", "free_bytes",
+                                                                         "active_bytes"))
+    assert memory["total_bytes"] > 0
+    assert memory["total_bytes"] >= memory["used_bytes"] > 0
+    assert memory["total_bytes"] >= memory["free_bytes"]
+    assert memory["total_bytes"] >= memory["active_bytes"]
+    disk = metrics["disk"]
+    assert set(disk) >= {"mount", "total_bytes", "used_bytes", "free_bytes"}
+    assert disk["mount"] == "/"
+    assert disk["total_bytes"] > 0
+    assert disk["total_bytes"] >= disk["used_bytes"] > 0
+    assert disk["total_bytes"] >= disk["free_bytes"]
+
+
+def test_health_fields(agent):
+    r = requests.get(agent.url + "/health", timeout=10)
+    assert r.status_code == 200
+    out = r.json()
+    assert out["status"] == "ok"
+    assert out["docker"] is True
+    assert out["version"] == __version__
+    assert isinstance(out["uptime_s"], (int, float)) and out["uptime_s"] >= 0
+    assert re.fullmatch(r"[0-9a-f]{32}", out["boot_id"])
+    parse_timestamp(out["timestamp"])
+    again = requests.get(agent.url + "/health", timeout=10).json()
+    assert again["boot_id"] == out["boot_id"]
+    assert again["uptime_s"] >= out["uptime_s"]
+
+
+def test_status_fields(agent):
+    r = agent.get("/status")
+    assert r.status_code == 200, r.text
+    out = r.json()
+    assert set(out) >= STATUS_KEYS
+    assert out["success"] is True
+    assert out["status"] == "healthy"
+    assert out["version"] == __version__
+    assert out["service"] == "DTMA"
+    parse_timestamp(out["timestamp"])
+    assert out["environment"] == {"hasAuthToken": True, "hasApiKey": False, "hasApiBaseUrl": False, "port": agent.port}
+    assert isinstance(out["tool_instances"], list)
+    assert_system_metrics(out["system_metrics"])
+    assert out["boot_id"] == requests.get(agent.url + "/health", timeout=10).json()["boot_id"]
+
+
+def test_status_environment_reflects_settings(make_agent):
+    a = make_agent(env={"BACKEND_TO_DTMA_API_KEY": secrets.token_hex(24),
+                        "AGENTOPIA_API_BASE_URL": "http://127.0.0.1:9", "OFFLINE_MODE": "true"})
+    env = a.get("/status").json()["environment"]
+    assert env == {"hasAuthToken": True, "hasApiKey": True, "hasApiBaseUrl": True, "port": a.port}
+
+
+def test_status_lists_managed_containers_only(agent, docker_api, cleanup, name):
+    unmanaged, tool = name("unmanaged"), name("managed")
+    cleanup += [unmanaged, tool]
+    cid = docker_api.create_container(BUSYBOX, command=["sleep", "3600"], name=unmanaged,
+                                      labels={"agentopia.kind": "tool"})["Id"]
+    docker_api.start(cid)
+    r = agent.post("/tools", json={"dockerImageUrl": BUSYBOX, "instanceNameOnToolbox": tool,
+                                   "accountToolInstanceId": "acct-status", "baseConfigOverrideJson": {"Cmd": ["sleep", "3600"]}})
+    assert r.status_code == 201, r.text
+
+    instances = agent.get("/status").json()["tool_instances"]
+    by_name = {i["name"]: i for i in instances}
+    assert unmanaged not in by_name
+    assert tool in by_name
+    assert by_name[tool]["account_tool_instance_id"] == "acct-status"
+    assert by_name[tool]["state"] == "running"
+    assert by_name[tool]["container_id"] == r.json()["data"]["container_id"]
+    # every listed container really is managed, according to Docker
+    for instance in instances:
+        try:
+            labels = docker_api.inspect_container(instance["container_id"])["Config"]["Labels"]
+        except docker.errors.NotFound:
+            continue  # removed meanwhile by other work on this engine
+        assert labels.get("agentopia.managed_by") == "dtma"
+
+
+def test_system(agent):
+    r = agent.get("/system")
+    assert r.status_code == 200, r.text
+    out = r.json()
+    assert out["success"] is True
+    parse_timestamp(out["timestamp"])
+    assert_system_metrics(out["system_metrics"])
+
+
+def test_docker_down_then_recovery(make_agent, docker_proxy, cleanup, name):
+    a = make_agent(env={"DOCKER_HOST": docker_proxy.docker_host})
+    tool = name("downup")
+    cleanup.append(tool)
+    r = a.post("/tools", json={"dockerImageUrl": BUSYBOX, "instanceNameOnToolbox": tool,
+                               "accountToolInstanceId": "acct-downup", "baseConfigOverrideJson": {"Cmd": ["sleep", "3600"]}})
+    assert r.status_code == 201, r.text
+    assert a.get("/health").status_code == 200
+
+    docker_proxy.stop()
+    try:
+        r = requests.get(a.url + "/health", timeout=10)
+        assert r.status_code == 503
+        out = r.json()
+        assert out["docker"] is False and out["status"] == "degraded" and out["version"] == __version__
+
+        r = a.get("/status")
+        assert r.status_code == 503
+        out = r.json()
+        assert out["success"] is False
+        assert out["error"] == "docker unavailable"
+        assert out["service"] == "DTMA" and out["version"] == __version__
+        assert out["tool_instances"] == []
+        assert_system_metrics(out["system_metrics"])
+
+        r = a.get("/system")
+        assert r.status_code == 200  # metrics do not need Docker
+
+        r = a.get("/tools/status")
+        assert r.status_code == 503
+        assert r.json()["success"] is False and r.json()["error"] == "docker unavailable"
+
+        r = a.post(f"/tools/{tool}/stop?timeout=1")
+        assert r.status_code == 503 and r.json()["error"] == "docker unavailable"
+    finally:
+        docker_proxy.start()
+
+    assert a.get("/health").status_code == 200
+    r = a.get("/status")
+    assert r.status_code == 200 and r.json()["success"] is True
+    assert tool in [i["name"] for i in r.json()["tool_instances"]]
+    r = a.get("/tools/status")
+    assert r.status_code == 200
+    assert {t["instance_name_on_toolbox"]: t["state"] for t in r.json()["data"]}[tool] == "running"
+
+
+def test_agent_started_while_docker_is_down_recovers(make_agent, docker_proxy):
+    docker_proxy.stop()
+    try:
+        a = make_agent(env={"DOCKER_HOST": docker_proxy.docker_host})
+        assert requests.get(a.url + "/health", timeout=10).status_code == 503
+        assert a.get("/tools/status").status_code == 503
+    finally:
+        docker_proxy.start()
+    assert requests.get(a.url + "/health", timeout=10).status_code == 200
+    assert a.get("/tools/status").status_code == 200
