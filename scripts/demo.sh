@@ -21,7 +21,7 @@ api() {  # method path [json body]
 }
 
 if [ "${1:-}" = stop ]; then
-  [ -f "$STATE/token" ] && api DELETE "/mcp/groups/demo?gracefulTimeoutMs=3000" >/dev/null || true
+  if [ -f "$STATE/token" ]; then api DELETE "/mcp/groups/demo?gracefulTimeoutMs=3000" >/dev/null || true; fi
   stop_agent
   echo "demo stopped"
   exit 0

@@ -125,7 +125,7 @@ class DockerProxy:
     def _accept(self, server: socket.socket) -> None:
         while True:
             try:
-                client, _ = server.accept()
+                client, _addr = server.accept()
             except OSError:
                 return
             upstream = socket.socket(socket.AF_UNIX)
@@ -257,4 +257,3 @@ def cleanup(docker_api):
             docker_api.remove_container(n, force=True, v=True)
         except docker.errors.NotFound:
             pass
-

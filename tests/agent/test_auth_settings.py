@@ -27,7 +27,7 @@ def plain_env(**extra) -> dict:
 
 
 def run_cli(*args, env: dict, timeout: float = 30) -> subprocess.CompletedProcess:
-    return subprocess.run([str(AGENT_BIN), *args], env=env, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run([str(AGENT_BIN), *args], env=env, capture_output=True, text=True, timeout=timeout, check=False)
 
 
 def unauthenticated(agent, method: str, path: str, headers: dict | None = None) -> requests.Response:

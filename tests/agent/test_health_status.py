@@ -27,8 +27,8 @@ def assert_system_metrics(metrics: dict) -> None:
     assert isinstance(metrics["cpu_load_percent"], (int, float)) and 0 <= metrics["cpu_load_percent"] <= 100
     memory = metrics["memory"]
     assert set(memory) >= {"total_bytes", "used_bytes", "free_bytes", "active_bytes"}
-    assert all(isinstance(memory[k], int) and memory[k] >= 0 for k in ("total_bytes", "used_bytes", "free_bytes",
-                                                                         "active_bytes"))
+    keys = ("total_bytes", "used_bytes", "free_bytes", "active_bytes")
+    assert all(isinstance(memory[k], int) and memory[k] >= 0 for k in keys)
     assert memory["total_bytes"] > 0
     assert memory["total_bytes"] >= memory["used_bytes"] > 0
     assert memory["total_bytes"] >= memory["free_bytes"]

@@ -427,7 +427,7 @@ UNSAFE = [
 ]
 
 
-@pytest.mark.parametrize("override,key", UNSAFE, ids=[f"{k}-{i}" for i, (_, k) in enumerate(UNSAFE)])
+@pytest.mark.parametrize("override,key", UNSAFE, ids=[f"{case[1]}-{i}" for i, case in enumerate(UNSAFE)])
 def test_unsafe_override_is_400_naming_the_key(agent, docker_api, name, groups, override, key):
     gid, safe, unsafe = name("grp"), name("safe"), name("unsafe")
     groups.append(gid)
@@ -551,7 +551,7 @@ def test_dependency_order_deploys_in_waves(agent, docker_api, name, groups):
 
 def _instant(stamp: str) -> tuple:
     """Docker's RFC 3339 UTC time with up to 9 fraction digits (trailing zeros dropped) as a comparable tuple."""
-    whole, _, fraction = stamp.rstrip("Z").partition(".")
+    whole, _sep, fraction = stamp.rstrip("Z").partition(".")
     return whole, int(fraction.ljust(9, "0"))
 
 
@@ -571,7 +571,7 @@ def test_dependency_failure_stops_later_waves(agent, docker_api, name, groups):
 def test_max_concurrent_deployments_is_accepted(agent, docker_api, name, groups, concurrency):
     gid = name("grp")
     groups.append(gid)
-    servers = [busybox(name("s")) for _ in range(3)]
+    servers = [busybox(name("s")) for _i in range(3)]
     result = outcomes(deploy(agent, payload(gid, *servers, maxConcurrentDeployments=concurrency)))
     assert all(s["outcome"] == "created" for s in result.values())
     assert len(group_containers(docker_api, gid)) == 3
@@ -658,7 +658,7 @@ def test_validate_plans_without_deploying(agent, docker_api, name, groups):
     # validate created nothing: no container, no network
     assert group_containers(docker_api, gid) == []
     assert container_named(docker_api, a) is None and container_named(docker_api, b) is None
-    assert [n for n in docker_api.networks(names=[f"agentopia-mcp-{gid}"])] == []
+    assert not docker_api.networks(names=[f"agentopia-mcp-{gid}"])
 
     deployed = outcomes(deploy(agent, body))
     plan = {s["name"]: s for s in agent.post("/mcp/validate", json=body).json()["data"]["plan"]}

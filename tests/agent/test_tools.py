@@ -17,14 +17,15 @@ SLEEP = {"Cmd": ["sleep", "3600"]}
 MISSING_IMAGE = "127.0.0.1:1/dtmatest/does-not-exist:1"
 
 
-def body(name: str, override=SLEEP, image: str = BUSYBOX, account: str = "acct-1") -> dict:
+def body(name: str, override=None, image: str = BUSYBOX, account: str = "acct-1") -> dict:
     b = {"dockerImageUrl": image, "instanceNameOnToolbox": name, "accountToolInstanceId": account}
-    if override is not None:
+    override = SLEEP if override is None else override
+    if override:
         b["baseConfigOverrideJson"] = override
     return b
 
 
-def deploy(agent, cleanup, name: str, override=SLEEP, **kw):
+def deploy(agent, cleanup, name: str, override=None, **kw):
     cleanup.append(name)
     return agent.post("/tools", json=body(name, override, **kw))
 
@@ -230,7 +231,7 @@ UNSAFE = [
 ]
 
 
-@pytest.mark.parametrize("override, key", UNSAFE, ids=[f"{i}-{k}" for i, (_, k) in enumerate(UNSAFE)])
+@pytest.mark.parametrize("override, key", UNSAFE, ids=[f"{i}-{case[1]}" for i, case in enumerate(UNSAFE)])
 def test_unsafe_override_is_400_naming_the_key(agent, docker_api, cleanup, name, override, key):
     n = name("unsafe")
     r = deploy(agent, cleanup, n, override={**SLEEP, **override})

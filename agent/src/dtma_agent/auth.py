@@ -19,7 +19,7 @@ def token_id_for(header: str, tokens: dict[str, str]) -> tuple[str | None, str, 
     """(token id, error, message): the id of the token the header carries, or why there is none."""
     if not header:
         return None, "missing bearer token", "send an Authorization: Bearer <token> header"
-    scheme, _, supplied = header.partition(" ")
+    scheme, _sep, supplied = header.partition(" ")
     if scheme.lower() != "bearer" or not supplied.strip():
         return None, "malformed authorization header", "expected Authorization: Bearer <token>"
     supplied_bytes = supplied.strip().encode()

@@ -49,36 +49,36 @@ def _field(loc) -> str:
 
 def install_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
-    async def _api_error(_: Request, exc: ApiError):
+    async def _api_error(request: Request, exc: ApiError):
         headers = dict(exc.headers or {})
         if exc.status == 401:
             headers.setdefault("WWW-Authenticate", "Bearer")
         return JSONResponse(error_body(exc.error, exc.message, **exc.extra), status_code=exc.status, headers=headers)
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid(_: Request, exc: RequestValidationError):
+    async def _invalid(request: Request, exc: RequestValidationError):
         fields = [{"field": _field(e.get("loc", ())), "message": e.get("msg", "invalid")} for e in exc.errors()]
         message = "; ".join(f"{f['field'] or 'body'}: {f['message']}" for f in fields)
         return JSONResponse(error_body("invalid request", message, fields=fields), status_code=422)
 
     @app.exception_handler(DockerUnavailable)
-    async def _docker_down(_: Request, exc: DockerUnavailable):
+    async def _docker_down(request: Request, exc: DockerUnavailable):
         return JSONResponse(error_body("docker unavailable", str(exc)), status_code=503)
 
     @app.exception_handler(docker.errors.NotFound)
-    async def _docker_not_found(_: Request, exc: docker.errors.NotFound):
+    async def _docker_not_found(request: Request, exc: docker.errors.NotFound):
         return JSONResponse(error_body("not found", str(exc.explanation or exc)), status_code=404)
 
     @app.exception_handler(docker.errors.APIError)
-    async def _docker_api(_: Request, exc: docker.errors.APIError):
+    async def _docker_api(request: Request, exc: docker.errors.APIError):
         log.warning("docker API error: %s", exc)
         return JSONResponse(error_body("docker error", str(exc.explanation or exc)), status_code=502)
 
     @app.exception_handler(requests.exceptions.ConnectionError)
-    async def _docker_conn(_: Request, exc: Exception):
+    async def _docker_conn(request: Request, exc: Exception):
         return JSONResponse(error_body("docker unavailable", f"cannot reach the Docker engine: {exc}"), status_code=503)
 
     @app.exception_handler(Exception)
-    async def _unexpected(_: Request, exc: Exception):
+    async def _unexpected(request: Request, exc: Exception):
         log.exception("unhandled error")
         return JSONResponse(error_body("internal error", f"{type(exc).__name__}; details are in the agent log"), status_code=500)

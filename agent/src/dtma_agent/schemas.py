@@ -59,7 +59,7 @@ def _port_bindings(value: Any) -> dict:
         raise ValueError("must be an object mapping container ports to host ports, or a list")
     out: dict = {}
     for key, target in pairs:
-        port, _, proto = str(key).partition("/")
+        port, _sep, proto = str(key).partition("/")
         proto = proto or "tcp"
         if not port.isdigit() or not 1 <= int(port) <= 65535 or proto not in ("tcp", "udp", "sctp"):
             raise ValueError(f"invalid container port {key!r}")

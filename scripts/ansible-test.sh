@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Runs `ansible-test ARGS…` on a copy of this repository laid out as ansible_collections/agentopia/dtma
+# (ansible-test needs that path). Works offline: ansible-test bootstraps pip in its virtualenvs with a
+# get-pip script from a site that is not reachable here, so a stand-in that installs a pip wheel from
+# PyPI is put in its cache first.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+repo=$PWD
+cache="$HOME/.ansible/test/cache"
+if [ ! -f "$cache/get_pip_24_2.py" ]; then
+  mkdir -p "$cache/wheels"
+  .venv/bin/pip download --quiet --disable-pip-version-check --no-deps pip==24.2 -d "$cache/wheels" 2>&1 | { grep -v '^WARNING' || true; }
+  cat >"$cache/get_pip_24_2.py" <<'PY'
+"""Offline stand-in for get-pip.py 24.2: installs pip from a wheel in the cache's wheels folder."""
+import glob
+import os
+import sys
+
+wheel = glob.glob(os.path.join(os.path.dirname(os.path.abspath(__file__)), "wheels", "pip-24.2-*.whl"))[0]
+sys.path.insert(0, wheel)
+from pip._internal.cli.main import main  # noqa: E402
+
+args = [a for a in sys.argv[1:] if a not in ("--no-setuptools", "--no-wheel")]
+sys.exit(main(["install", "--upgrade", "--force-reinstall", *args]))
+PY
+fi
+dest="${DTMA_ANSIBLE_TEST_ROOT:-/tmp/dtma-ansible-test}/ansible_collections/agentopia/dtma"
+rm -rf "$dest" && mkdir -p "$dest"
+# tracked and untracked-but-not-ignored files, as they are in the work tree (deleted ones are skipped)
+git ls-files -z --cached --others --exclude-standard | tar --null -T - --ignore-failed-read -cf - 2>/dev/null | tar -xf - -C "$dest"
+cd "$dest"
+PATH="$repo/.venv/bin:$PATH" exec ansible-test "$@"
