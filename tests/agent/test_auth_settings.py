@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from conftest import free_port, wait_until
+from dtma_testing import free_port, wait_until
 
 from dtma_agent import __version__
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from conftest import BUSYBOX, wait_until
+from dtma_testing import BUSYBOX, wait_until
 
 COUNTS = ("Containers", "ContainersRunning", "ContainersPaused", "ContainersStopped")
 

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 
 import docker
 import requests
-from conftest import BUSYBOX
+from dtma_testing import BUSYBOX
 
 from dtma_agent import __version__
 

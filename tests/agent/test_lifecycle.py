@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from conftest import BUSYBOX, free_port, wait_until
+from dtma_testing import BUSYBOX, free_port, wait_until
 
 from dtma_agent import __version__
 

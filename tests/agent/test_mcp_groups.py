@@ -14,7 +14,7 @@ import docker.errors
 import pytest
 import requests
 
-from conftest import BUSYBOX, MCP_IMAGE, free_port, wait_until
+from dtma_testing import BUSYBOX, MCP_IMAGE, free_port, wait_until
 
 SLEEP = {"Cmd": ["sleep", "3600"]}
 # PID 1 of the command ignores SIGTERM, so only a kill (or the end of the grace period) stops it.

@@ -8,7 +8,7 @@ import time
 import pytest
 import requests
 
-from conftest import BUSYBOX, MCP_IMAGE, wait_until
+from dtma_testing import BUSYBOX, MCP_IMAGE, wait_until
 
 SLEEP = {"Cmd": ["sleep", "3600"]}
 

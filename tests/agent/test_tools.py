@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 
 import docker
 import pytest
-from conftest import BUSYBOX, free_port, wait_until
+from dtma_testing import BUSYBOX, free_port, wait_until
 
 SLEEP = {"Cmd": ["sleep", "3600"]}
 # an image reference whose registry is a closed loopback port: absent locally, and a pull fails at once

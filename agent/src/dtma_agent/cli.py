@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
 from . import __version__
@@ -28,6 +29,9 @@ def main(argv=None) -> int:
         print(f"dtma-agent: refusing to start: {exc}", file=sys.stderr)
         return 2
     setup_logging()
+    if not os.environ.get("DOCKER_HOST", "").startswith("ssh://"):
+        # the docker SDK imports its SSH transport whenever paramiko is installed (+15 MB resident); not needed here
+        sys.modules.setdefault("paramiko", None)
     import uvicorn  # imported late so --version and refusals stay fast
 
     from .app import create_app

@@ -6,6 +6,7 @@ import hashlib
 import json
 import re
 import threading
+from datetime import datetime, timezone
 
 import docker
 import docker.errors
@@ -59,6 +60,23 @@ def ports_view(summary_ports: list | None) -> list[dict]:
         out.append({"container_port": p.get("PrivatePort"), "protocol": p.get("Type", "tcp"),
                     "host_ip": p.get("IP"), "host_port": p.get("PublicPort")})
     return out
+
+
+def summary_of(details: dict) -> dict:
+    """The container-list entry shape from an inspect answer, so both read through container_view."""
+    ports = []
+    for key, bindings in (details["NetworkSettings"].get("Ports") or {}).items():
+        port, _sep, proto = key.partition("/")
+        for b in bindings or [{}]:
+            ports.append({"PrivatePort": int(port), "Type": proto, "IP": b.get("HostIp"),
+                          "PublicPort": int(b["HostPort"]) if b.get("HostPort") else None})
+    state = details["State"]
+    status = state["Status"]
+    created = details.get("Created") or ""
+    created = int(datetime.fromisoformat(created[:19]).replace(tzinfo=timezone.utc).timestamp()) if created else None
+    return {"Id": details["Id"], "Names": [details["Name"]], "Image": details["Config"].get("Image"),
+            "ImageID": details.get("Image"), "State": status, "Status": status, "Created": created,
+            "Ports": ports, "Labels": details["Config"].get("Labels") or {}}
 
 
 def container_view(summary: dict) -> dict:
@@ -116,5 +134,13 @@ class DockerGateway:
         return [container_view(c) for c in self.api.containers(all=True, filters=label_filters(kind, group, name))]
 
     def find(self, name: str, kind: str | None = None) -> dict | None:
-        found = [c for c in self.managed(kind=kind, name=name) if c["name"] == name]
-        return found[0] if found else None
+        """One managed container by exact name: a single inspect call (a list filter is a regex and slower)."""
+        try:
+            details = self.api.inspect_container(name)
+        except docker.errors.NotFound:
+            return None
+        labels = details["Config"].get("Labels") or {}
+        # inspect also answers to an id prefix; only the exact name counts
+        if details["Name"] != f"/{name}" or labels.get(MANAGED_BY) != MANAGED_VALUE or (kind and labels.get(KIND) != kind):
+            return None
+        return container_view(summary_of(details))

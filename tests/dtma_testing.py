@@ -1,0 +1,260 @@
+"""Shared by the test suites (imported by their conftest.py): a real Docker engine, real agent processes,
+real containers.
+
+Every container and network a test makes is named with the `dtmatest-` prefix and removed at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import docker
+import pytest
+import requests
+
+BUSYBOX = "local/busybox:latest"
+MCP_IMAGE = "local/mcp-demo:latest"
+# Each pytest session gets its own prefix, so its cleanup never removes another session's containers.
+SESSION = uuid.uuid4().hex[:6]
+PREFIX = f"dtmatest-{SESSION}-"
+AGENT_BIN = Path(sys.executable).with_name("dtma-agent")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(predicate, timeout: float = 10.0, interval: float = 0.1):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    return predicate()
+
+
+class Agent:
+    """A real `dtma-agent` process on a free loopback port."""
+
+    def __init__(self, tmp: Path, env: dict | None = None, token: str | None = None):
+        self.token = token or secrets.token_hex(24)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = tmp / f"agent-{self.port}.log"
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith(("DTMA_", "AGENTOPIA_", "BACKEND_TO_DTMA"))}
+        self.env.update({"DTMA_BEARER_TOKEN": self.token, "PYTHONUNBUFFERED": "1", **(env or {})})
+        self.session = requests.Session()
+        self.session.headers["Authorization"] = f"Bearer {self.token}"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, wait: bool = True) -> "Agent":
+        self._log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen([str(AGENT_BIN), "--host", "127.0.0.1", "--port", str(self.port)],
+                                     env=self.env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
+        if wait and not wait_until(self.answers, 15):
+            raise RuntimeError(f"agent did not answer /health; log:\n{self.log()}")
+        return self
+
+    def answers(self) -> bool:
+        try:
+            requests.get(f"{self.url}/health", timeout=1)
+            return True
+        except requests.RequestException:
+            return False
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(5)
+        if self.proc:
+            self._log.close()
+        self.session.close()
+
+    # shorthand for authenticated calls
+    def get(self, path, **kw):
+        return self.session.get(self.url + path, timeout=kw.pop("timeout", 60), **kw)
+
+    def post(self, path, **kw):
+        return self.session.post(self.url + path, timeout=kw.pop("timeout", 120), **kw)
+
+    def delete(self, path, **kw):
+        return self.session.delete(self.url + path, timeout=kw.pop("timeout", 120), **kw)
+
+
+class DockerProxy:
+    """A unix-socket forwarder in front of the real Docker socket, so a test can take "Docker" away
+    from one agent and give it back without stopping the engine the other tests use."""
+
+    def __init__(self, path: Path, target: str = "/var/run/docker.sock"):
+        self.path, self.target = path, target
+        self._server: socket.socket | None = None
+        self._conns: list[socket.socket] = []
+        self._lock = threading.Lock()
+
+    @property
+    def docker_host(self) -> str:
+        return f"unix://{self.path}"
+
+    def start(self) -> "DockerProxy":
+        if self.path.exists():
+            self.path.unlink()
+        self._server = socket.socket(socket.AF_UNIX)
+        self._server.bind(str(self.path))
+        self._server.listen(32)
+        threading.Thread(target=self._accept, args=(self._server,), daemon=True).start()
+        return self
+
+    def _accept(self, server: socket.socket) -> None:
+        while True:
+            try:
+                client, _addr = server.accept()
+            except OSError:
+                return
+            upstream = socket.socket(socket.AF_UNIX)
+            upstream.connect(self.target)
+            with self._lock:
+                self._conns += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def stop(self) -> None:
+        if self._server:
+            self._server.close()
+            self._server = None
+        with self._lock:
+            for conn in self._conns:
+                try:
+                    conn.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                conn.close()
+            self._conns.clear()
+        if self.path.exists():
+            self.path.unlink()
+
+
+@pytest.fixture(scope="session")
+def docker_api() -> docker.APIClient:
+    try:
+        api = docker.APIClient(version="auto")
+        api.ping()
+    except Exception as exc:  # the suite needs a real engine: say so instead of skipping
+        pytest.exit(f"no Docker engine answers ({exc}); run scripts/setup.sh first", returncode=3)
+    for image in (BUSYBOX, MCP_IMAGE):
+        try:
+            api.inspect_image(image)
+        except docker.errors.ImageNotFound:
+            pytest.exit(f"image {image} is missing; run scripts/images.sh", returncode=3)
+    return api
+
+
+def _cleanup(api: docker.APIClient) -> None:
+    for c in api.containers(all=True, filters={"name": PREFIX}):
+        if any(n.lstrip("/").startswith(PREFIX) for n in c["Names"]):
+            try:
+                api.remove_container(c["Id"], force=True, v=True)
+            except docker.errors.NotFound:
+                pass
+    for net in api.networks():
+        if net["Name"].startswith(f"agentopia-mcp-{PREFIX}"):
+            try:
+                api.remove_network(net["Id"])
+            except docker.errors.APIError:
+                pass
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _clean_docker():
+    yield
+    try:
+        _cleanup(docker.APIClient(version="auto"))
+    except docker.errors.DockerException:
+        pass  # no engine, nothing to clean
+
+
+@pytest.fixture(scope="session")
+def session_tmp(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("agents")
+
+
+@pytest.fixture(scope="session")
+def agent(docker_api, session_tmp) -> Agent:
+    """One agent shared by the tests that do not need their own settings."""
+    a = Agent(session_tmp).start()
+    yield a
+    a.stop()
+
+
+@pytest.fixture
+def make_agent(docker_api, tmp_path):
+    """Start agents with their own settings: make_agent(env={...})."""
+    started = []
+
+    def make(env: dict | None = None, token: str | None = None, wait: bool = True) -> Agent:
+        a = Agent(tmp_path, env, token)
+        started.append(a)
+        return a.start(wait=wait)
+
+    yield make
+    for a in started:
+        a.stop()
+
+
+@pytest.fixture
+def docker_proxy(tmp_path):
+    proxy = DockerProxy(tmp_path / "docker.sock").start()
+    yield proxy
+    proxy.stop()
+
+
+@pytest.fixture
+def name():
+    """A unique name with the cleanup prefix; call it for more than one."""
+    def make(tag: str = "") -> str:
+        return f"{PREFIX}{tag}{'-' if tag else ''}{uuid.uuid4().hex[:8]}"
+    return make
+
+
+@pytest.fixture
+def cleanup(docker_api):
+    """Remove containers by name after a test, even when it fails halfway."""
+    names: list[str] = []
+    yield names
+    for n in names:
+        try:
+            docker_api.remove_container(n, force=True, v=True)
+        except docker.errors.NotFound:
+            pass
