@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Literal
+
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
@@ -7,7 +9,7 @@ from .. import containers, groups
 from .. import docker_state as ds
 from ..errors import ApiError, ok, timestamp
 from ..schemas import RESOURCE_TEMPLATES, GroupDeploy
-from .common import log_query
+from .common import container_action, log_query
 
 router = APIRouter(prefix="/mcp", tags=["mcp"])
 
@@ -67,6 +69,13 @@ def restart_server(name: str, request: Request, timeout: int = Query(10, ge=0, l
     request.app.state.restart_limiter.acquire(name)
     request.app.state.gateway.api.restart(server["container_id"], timeout=timeout)
     return ok(message=f"MCP server {name} restarted", data=_server(request, name))
+
+
+@router.post("/servers/{name}/{action}", summary="Start or stop one MCP server")
+def server_action(name: str, action: Literal["start", "stop"], request: Request,
+                  timeout: int = Query(10, ge=0, le=600, description="seconds to wait for a graceful stop")):
+    after, changed = container_action(request, _server(request, name), action, timeout)
+    return ok(message=f"MCP server {name}: {action} done", changed=changed, data=after)
 
 
 @router.get("/servers/{name}/logs", summary="Recent log lines of an MCP server")
