@@ -54,8 +54,9 @@ REPS = {
     "lifecycle": (30, 3),
     "group": (6, 1),
     "cold": (5, 2),
+    "exec": (100, 15),
 }
-TARGETS = {"status": 1.5, "tool": 1.05, "group": 1.3, "rss_mb": 60.0}
+TARGETS = {"status": 1.5, "tool": 1.05, "group": 1.3, "rss_mb": 60.0, "exec_true": 3.0}
 
 
 class BenchError(RuntimeError):
@@ -479,9 +480,33 @@ class Bench:
                 list(pool.map(self._force_remove, ids))
         self.tool_lifecycle()
         self.group()
+        self.exec_commands()
         time.sleep(1.0)
         self.row("idle RSS after the run", None, None, TARGETS["rss_mb"], unit="MB", value=rss_mb(self.agent.proc.pid),
                  note=self.rss_note())
+
+    def exec_commands(self) -> None:
+        """POST /ssh/execute (policy check + argv spawn in its own process group, output captured) vs spawning
+        the same argv directly with subprocess.run in this process."""
+        for command, target in (("true", TARGETS["exec_true"]), ("docker ps -a", None)):
+            argv = command.split()
+
+            def via_agent(_index, argv=argv):
+                t0 = now()
+                body = self.agent.call("POST", "/ssh/execute", json={"command": " ".join(argv)})
+                elapsed = now() - t0
+                if body.get("exit_code") != 0:
+                    raise BenchError(f"exec {argv} failed: {body}")
+                return elapsed
+
+            def direct(_index, argv=argv):
+                t0 = now()
+                subprocess.run(argv, capture_output=True, check=True)
+                return now() - t0
+
+            agent_s, direct_s = interleaved(self.reps("exec"), via_agent, direct)
+            self.row(f"POST /ssh/execute `{command}`", agent_s, direct_s, target,
+                     note="floor: subprocess.run of the same argv in the benchmark process")
 
     def rss_note(self) -> str:
         """Name the big optional libraries mapped into the agent (the docker SDK imports paramiko when installed)."""

@@ -2,20 +2,32 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 import time
 import uuid
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from . import __version__
+from . import __version__, audit
 from .auth import BearerAuth
 from .docker_state import DockerGateway
 from .errors import install_handlers
 from .groups import RestartLimiter
+from .executor import Executor
 from .heartbeat import Heartbeat
-from .routes import diagnostics, health, lifecycle, mcp, status, tools
+from .policy import PolicyContext, default_policy, load_policy
+from .routes import diagnostics, exec as exec_route, health, lifecycle, mcp, status, tools
 from .settings import Settings
+
+
+def policy_context(settings: Settings, scratch: str) -> PolicyContext:
+    """What the policy must know about this host: where scratch is, what is secret, who must not be killed."""
+    return PolicyContext(scratch_dirs=tuple(dict.fromkeys(("/tmp", "/var/tmp", scratch))),
+                         secret_paths=(str(settings.env_file),) if settings.env_file else (),
+                         protected_pids=(os.getpid(),), agent_home=str(settings.dtma_home or "/opt/dtma"),
+                         resolve_paths=True, cwd=scratch)
 
 
 def create_app(settings: Settings, gateway: DockerGateway | None = None) -> FastAPI:
@@ -35,9 +47,16 @@ def create_app(settings: Settings, gateway: DockerGateway | None = None) -> Fast
     app.state.gateway = gateway or DockerGateway()
     app.state.boot_id = uuid.uuid4().hex
     app.state.started_monotonic = time.monotonic()
+    scratch = str(settings.scratch_dir or tempfile.gettempdir())
+    app.state.policy = load_policy(str(settings.policy_file)) if settings.policy_file else default_policy()
+    app.state.policy_context = policy_context(settings, scratch)
+    app.state.executor = Executor(settings.exec_max_concurrent, settings.exec_output_cap, scratch)
+    if settings.log_dir:
+        audit.open_file(settings.log_dir)
     app.state.restart_limiter = RestartLimiter(settings.restart_limit, settings.restart_window_s, settings.restart_cooldown_s)
     install_handlers(app)
     app.add_middleware(BearerAuth, tokens=settings.tokens)
-    for router in (health.router, status.router, tools.router, mcp.router, diagnostics.router, lifecycle.router):
+    for router in (health.router, status.router, tools.router, mcp.router, diagnostics.router, exec_route.router,
+                   lifecycle.router):
         app.include_router(router)
     return app

@@ -18,11 +18,29 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, help="port (default DTMA_PORT or 30000)")
     parser.add_argument("--env-file", help="KEY=VALUE file (systemd EnvironmentFile format); its values win over the environment")
     parser.add_argument("--version", action="version", version=f"dtma-agent {__version__}")
+    parser.add_argument("--dump-default-policy", action="store_true",
+                        help="print the shipped command policy as JSON (a starting point for DTMA_POLICY_FILE) and exit")
+    parser.add_argument("--check-policy", metavar="FILE", help="validate a policy file and exit (0 valid, 2 invalid)")
     return parser.parse_args(argv)
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if args.dump_default_policy or args.check_policy:
+        from .policy import PolicyError, dump_default_policy, load_policy
+        if args.dump_default_policy:
+            try:
+                print(dump_default_policy())
+            except BrokenPipeError:  # `| head`
+                pass
+            return 0
+        try:
+            load_policy(args.check_policy)
+        except (PolicyError, OSError) as exc:
+            print(f"dtma-agent: invalid policy {args.check_policy}: {exc}", file=sys.stderr)
+            return 2
+        print(f"{args.check_policy}: valid")
+        return 0
     try:
         settings = Settings.load(env_file=args.env_file, host=args.host, port=args.port)
     except SettingsError as exc:
@@ -35,8 +53,13 @@ def main(argv=None) -> int:
     import uvicorn  # imported late so --version and refusals stay fast
 
     from .app import create_app
+    from .policy import PolicyError
 
-    app = create_app(settings)
+    try:
+        app = create_app(settings)
+    except (PolicyError, OSError) as exc:
+        print(f"dtma-agent: refusing to start: {exc}", file=sys.stderr)
+        return 2
     logging.getLogger("dtma").info("DTMA agent %s listening on %s:%s (tokens: %s)", __version__, settings.host,
                                    settings.port, ", ".join(settings.tokens))
     uvicorn.run(app, host=settings.host, port=settings.port, log_level="info", access_log=True,

@@ -9,7 +9,7 @@ import requests
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
-from .. import containers, metrics
+from .. import audit, containers, metrics
 from .. import docker_state as ds
 from ..errors import DockerUnavailable, ok
 from ..logbuffer import RING
@@ -99,4 +99,5 @@ def log_diagnostics(request: Request, lines: int = Query(100, ge=1, le=10000, de
     except _DOCKER_FAILURES as exc:
         mcp = {"error": f"docker unavailable: {exc}"}
     return ok(logs={"dtma_service": service_journal(request.app.state.settings.service_unit, lines),
-                    "mcp_containers": mcp, "application_logs": RING.tail(lines)})
+                    "mcp_containers": mcp, "application_logs": RING.tail(lines),
+                    "audit": audit.RECENT.tail(lines)})
