@@ -24,9 +24,12 @@ args = [a for a in sys.argv[1:] if a not in ("--no-setuptools", "--no-wheel")]
 sys.exit(main(["install", "--upgrade", "--force-reinstall", *args]))
 PY
 fi
-dest="${DTMA_ANSIBLE_TEST_ROOT:-/tmp/dtma-ansible-test}/ansible_collections/agentopia/dtma"
-rm -rf "$dest" && mkdir -p "$dest"
+# a private copy per run, so parallel runs never see each other's files
+root=$(mktemp -d /tmp/dtma-ansible-test.XXXXXX)
+trap 'rm -rf "$root"' EXIT
+dest="$root/ansible_collections/agentopia/dtma"
+mkdir -p "$dest"
 # tracked and untracked-but-not-ignored files, as they are in the work tree (deleted ones are skipped)
 git ls-files -z --cached --others --exclude-standard | tar --null -T - --ignore-failed-read -cf - 2>/dev/null | tar -xf - -C "$dest"
 cd "$dest"
-PATH="$repo/.venv/bin:$PATH" exec ansible-test "$@"
+PATH="$repo/.venv/bin:$PATH" ansible-test "$@"

@@ -60,7 +60,9 @@ def ansible_run(collections_path, tmp_path):
         collected = "{{ [" + ", ".join(f"_r{i} | default({{}})" for i in range(len(tasks))) + "] | to_json }}"
         play_tasks.append({"name": "collect results", "ansible.builtin.copy": {"content": collected, "dest": str(out_file)},
                            "check_mode": False, "diff": False})
-        connection = defaults if defaults is not None else {"url": agent.url, "token": agent.token} if agent else {}
+        # the token reaches the play through the environment: ansible prints a failed task's playbook lines
+        connection = (defaults if defaults is not None else
+                      {"url": agent.url, "token": "{{ lookup('ansible.builtin.env', 'DTMA_TEST_TOKEN') }}"} if agent else {})
         play = [{"name": "module test", "hosts": "localhost", "gather_facts": False, "check_mode": check, "diff": diff,
                  "module_defaults": {"group/agentopia.dtma.dtma": connection}, "tasks": play_tasks}]
         playbook = tmp_path / f"play-{counter['n']}.yml"
@@ -69,6 +71,8 @@ def ansible_run(collections_path, tmp_path):
         run_env.update({"ANSIBLE_COLLECTIONS_PATH": str(collections_path), "ANSIBLE_NOCOLOR": "1",
                         "ANSIBLE_LOCALHOST_WARNING": "0", "ANSIBLE_INVENTORY_UNPARSED_WARNING": "0",
                         "ANSIBLE_PYTHON_INTERPRETER": sys.executable, **(env or {})})
+        if agent is not None:
+            run_env["DTMA_TEST_TOKEN"] = agent.token
         cmd = [str(ANSIBLE_PLAYBOOK), "-i", "localhost,", "-c", "local", str(playbook)] + (["-" + "v" * verbosity] if verbosity else [])
         done = subprocess.run(cmd, env=run_env, capture_output=True, text=True, timeout=600, check=False)
         output = done.stdout + done.stderr

@@ -1,0 +1,622 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026, Agentopia
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r'''
+---
+module: dtma_mcp_group
+short_description: Deploy, converge, restart or remove a group of MCP-server containers through the DTMA agent
+version_added: 0.1.0
+description:
+  - Converges an MCP group on a host running the DTMA agent to the servers given in O(servers) (the agent's
+    C(POST /mcp/groups)). Servers that match their spec are left alone, changed ones are recreated, missing ones
+    created, stopped ones started, and servers of the group no longer listed are removed.
+  - Before changing anything the module asks the agent for the plan (C(POST /mcp/validate), which deploys nothing);
+    the plan decides C(changed) and is all that runs in check mode. A re-run with the same spec reports no change.
+  - O(state=absent) removes every container of the group; O(state=restarted) restarts every server of the group,
+    within the agent's restart limit.
+  - A group is the set of containers the agent labelled with its name; nothing else is stored anywhere.
+options:
+  name:
+    description: The group's id (the agent's C(groupId)); letters, digits, C(_), C(.) and C(-), at most 64 characters.
+    type: str
+    required: true
+  state:
+    description:
+      - V(present) converges the group to O(servers).
+      - V(absent) stops and removes every container of the group (O(force_remove), O(graceful_timeout)).
+      - V(restarted) restarts every server of the group; O(servers) is not used. It always reports a change.
+        The agent allows at most three restarts of a server in five minutes and one every 30 seconds (its
+        defaults); beyond that the task fails, naming the server and when to retry.
+    type: str
+    choices: [present, absent, restarted]
+    default: present
+  servers:
+    description:
+      - The servers of the group. Required with O(state=present). Servers of the group that are not listed are removed.
+    type: list
+    elements: dict
+    suboptions:
+      name:
+        description: The server's instance name, also its container name (the agent's C(instanceNameOnToolbox)).
+        type: str
+        required: true
+      image:
+        description: The Docker image (the agent's C(dockerImageUrl)); pulled by the agent when it is not present.
+        type: str
+        required: true
+      account_tool_instance_id:
+        description: The backend's account tool instance id, kept in the container's labels.
+        type: str
+      endpoint_path:
+        description: The HTTP path of the MCP endpoint inside the container, used by the agent's MCP probe.
+        type: str
+        default: /mcp
+      transport:
+        description: The MCP transport the server speaks. V(stdio) and V(websocket) servers are not probed.
+        type: str
+        choices: [stdio, sse, streamable-http, websocket]
+        default: streamable-http
+      ports:
+        description:
+          - 'Container port to host port, for example C({"8080": 31001}); C(8080/udp) names another protocol, an
+            empty host port lets Docker choose one.'
+          - The first TCP container port is where the agent probes the MCP endpoint.
+        type: dict
+      env:
+        description:
+          - Environment variables of the container, a mapping of names to values.
+          - The values are secret (C(no_log)); Ansible hides them everywhere in its output, also where the
+            same text occurs in other return values.
+        type: dict
+      resources:
+        description: Resource limits of the container; they override O(servers[].resource_template).
+        type: dict
+        suboptions:
+          memory:
+            description: Memory limit, for example V(512m) or V(1g).
+            type: str
+          cpus:
+            description: CPU limit in CPUs, for example V(0.5).
+            type: float
+      resource_template:
+        description:
+          - A resource preset of the agent (C(GET /mcp/templates)), for example V(small) (256m, 0.25 CPU),
+            V(medium) (512m, 0.5), V(large) (1g, 1.0) or V(xlarge) (2g, 2.0).
+          - Values in O(servers[].resources) override the preset's.
+        type: str
+      config_override:
+        description:
+          - 'A Docker container-create config merged into the one the agent builds (the agent''s
+            C(baseConfigOverrideJson)), for example C({"Cmd": ["sleep", "3600"]}).'
+          - The agent refuses anything that grants host access (C(Privileged), C(CapAdd), host-path mounts, the
+            Docker socket, host namespaces, devices, unconfined security options) and the task fails with its reason.
+        type: dict
+  max_concurrent:
+    description: How many servers of one wave the agent deploys in parallel (the agent's C(maxConcurrentDeployments)).
+    type: int
+    default: 3
+  dependency_order:
+    description:
+      - Server names in the order they are deployed; each one is a wave of its own and a failed wave stops the
+        later ones. Servers not listed are deployed together last.
+    type: list
+    elements: str
+    default: []
+  shared_networking:
+    description: Put the group on its own Docker network C(agentopia-mcp-<name>), where servers reach each other by name.
+    type: bool
+    default: false
+  wait:
+    description:
+      - After the group is converged (or restarted), wait until every server's container runs and its MCP probe
+        succeeds (C(initialize) and C(tools/list)); servers that are not probed (V(stdio), V(websocket), no
+        O(servers[].ports)) only need to run.
+      - The task fails after O(wait_timeout) with each server's health. RV(health) and RV(collective_status)
+        are returned only when waiting.
+    type: bool
+    default: false
+  wait_timeout:
+    description: Seconds to wait for the group to be healthy when O(wait=true).
+    type: int
+    default: 60
+  force_remove:
+    description: With O(state=absent), kill the containers at once instead of stopping them gracefully.
+    type: bool
+    default: false
+  graceful_timeout:
+    description:
+      - Seconds a container gets to stop before it is killed, with O(state=absent) (unless O(force_remove=true))
+        and with O(state=restarted).
+    type: int
+    default: 10
+extends_documentation_fragment:
+  - agentopia.dtma.connection
+  - agentopia.dtma.connection.attributes
+  - ansible.builtin.action_common_attributes
+attributes:
+  check_mode:
+    support: full
+    details: Check mode returns the agent's plan (C(POST /mcp/validate)) and changes nothing.
+  diff_mode:
+    support: full
+    details: The diff lists each server's image, state, transport, endpoint path and config hash; never its environment.
+  platform:
+    support: full
+    platforms: posix
+  idempotent:
+    support: partial
+    details: O(state=present) and O(state=absent) are idempotent; O(state=restarted) restarts and reports a change every time.
+notes:
+  - Pulling a large image may take longer than O(timeout) seconds; raise it for the first deployment.
+  - The agent answers C(/mcp/validate) with the same planning code it converges with, so check mode shows what
+    the real run does, except for failures only Docker can find (a host port taken by another process, an image
+    that cannot be pulled).
+seealso:
+  - module: agentopia.dtma.dtma_mcp_server
+author:
+  - Agentopia engineering (@agentopia)
+'''
+
+EXAMPLES = r'''
+- name: Deploy the MCP servers of an account
+  hosts: droplets
+  gather_facts: false
+  module_defaults:
+    group/agentopia.dtma.dtma:
+      url: "http://{{ ansible_host }}:30000"
+      token: "{{ dtma_token }}"
+  tasks:
+    - name: Converge the group and wait until every server answers MCP
+      agentopia.dtma.dtma_mcp_group:
+        name: acct-42
+        servers:
+          - name: acct-42-github
+            image: ghcr.io/example/github-mcp:1.4.0
+            account_tool_instance_id: ati-1001
+            transport: streamable-http
+            endpoint_path: /mcp
+            ports:
+              "8080": 31001
+            env:
+              GITHUB_TOKEN: "{{ vault_github_token }}"
+            resource_template: medium
+          - name: acct-42-files
+            image: ghcr.io/example/files-mcp:2.0.1
+            transport: sse
+            endpoint_path: /sse
+            ports:
+              "8080": 31002
+            resources:
+              memory: 256m
+              cpus: 0.25
+        dependency_order: [acct-42-github]
+        wait: true
+        wait_timeout: 120
+      delegate_to: localhost
+      register: group
+
+    - name: Show the probe of each server
+      ansible.builtin.debug:
+        msg: "{{ group.health | map(attribute='health') | list }}"
+
+- name: Restart every server of a group
+  agentopia.dtma.dtma_mcp_group:
+    name: acct-42
+    state: restarted
+  delegate_to: localhost
+
+- name: Remove a group, giving each server 30 seconds to stop
+  agentopia.dtma.dtma_mcp_group:
+    name: acct-42
+    state: absent
+    graceful_timeout: 30
+  delegate_to: localhost
+'''
+
+RETURN = r'''
+group:
+  description: The group's id.
+  returned: always
+  type: str
+  sample: acct-42
+servers:
+  description:
+    - With O(state=present), what happened to each server, in the order of O(servers) (removed ones last).
+      In check mode these are the plan's entries (with C(action), nothing has C(outcome)).
+    - With O(state=absent), the removed servers; with O(state=restarted), the restarted ones.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    name:
+      description: The server's instance name.
+      type: str
+      sample: acct-42-github
+    outcome:
+      description:
+        - V(created), V(unchanged), V(recreated), V(started), V(removed), V(restarted) or V(failed).
+        - Not returned in check mode.
+      type: str
+      sample: recreated
+    action:
+      description: In check mode, the planned action (see RV(plan)).
+      type: str
+      sample: recreate
+    reason:
+      description: Why the agent did (or would do) it.
+      type: str
+      sample: configuration changed
+    container_id:
+      description: The server's container id (the new one after a recreate).
+      type: str
+      sample: 3f2a9c0d1b7e4e8f9a0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c0d1e2f
+  sample:
+    - {name: acct-42-github, outcome: unchanged, reason: up to date, container_id: 3f2a9c0d1b7e}
+    - {name: acct-42-files, outcome: recreated, reason: configuration changed, container_id: 9b1c0d3e4f5a}
+plan:
+  description:
+    - With O(state=present), the agent's plan from C(POST /mcp/validate), made before anything changed.
+    - C(action) is one of V(create), V(recreate), V(start), V(unchanged), V(remove) or V(conflict) (the name is
+      used by a container outside the group; the task fails).
+  returned: when O(state=present)
+  type: list
+  elements: dict
+  contains:
+    name:
+      description: The server's instance name.
+      type: str
+    action:
+      description: What converging does with the server.
+      type: str
+    reason:
+      description: Why.
+      type: str
+    container_id:
+      description: The existing container's id, or null when there is none.
+      type: str
+  sample:
+    - {name: acct-42-github, action: unchanged, reason: up to date, container_id: 3f2a9c0d1b7e}
+    - {name: acct-42-files, action: recreate, reason: configuration changed, container_id: 5e6f7a8b9c0d}
+health:
+  description:
+    - Each server of the group as C(GET /mcp/health/<name>) last reported it, including the MCP probe
+      (C(server_name), C(protocol_version), C(tools), C(latency_ms)).
+  returned: when O(wait=true) and not in check mode
+  type: list
+  elements: dict
+  contains:
+    server:
+      description: The server's instance name.
+      type: str
+    state:
+      description: The container's state.
+      type: str
+    health:
+      description: C(container), C(status) (V(healthy) or V(unhealthy)), C(reason) and C(probe).
+      type: dict
+  sample:
+    - server: acct-42-github
+      state: running
+      health:
+        container: running
+        status: healthy
+        probe: {ok: true, server_name: github, protocol_version: "2025-06-18", tool_count: 2, tools: [search, get_issue]}
+collective_status:
+  description: V(healthy) when every server is, V(failed) when none is, V(degraded) otherwise.
+  returned: when O(wait=true) and not in check mode
+  type: str
+  sample: healthy
+'''
+
+import re
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.agentopia.dtma.plugins.module_utils._api import (
+    DtmaConnectionError,
+    DtmaError,
+    DtmaInvalid,
+    DtmaNotFound,
+    DtmaRateLimited,
+)
+from ansible_collections.agentopia.dtma.plugins.module_utils._common import argument_spec, client as make_client
+
+# The agent's field names and the options they come from, to name the option in the agent's validation errors.
+_OPTION_NAMES = {
+    "groupId": "name",
+    "instanceNameOnToolbox": "name",
+    "dockerImageUrl": "image",
+    "accountToolInstanceId": "account_tool_instance_id",
+    "mcpEndpointPath": "endpoint_path",
+    "mcpTransportType": "transport",
+    "portBindings": "ports",
+    "environmentVariables": "env",
+    "resourceLimits": "resources",
+    "baseConfigOverrideJson": "config_override",
+    "maxConcurrentDeployments": "max_concurrent",
+    "dependencyOrder": "dependency_order",
+    "sharedNetworking": "shared_networking",
+}
+
+
+def server_payload(server):
+    """One server option as the agent's McpServerSpec."""
+    limits = dict((k, v) for k, v in (server.get("resources") or {}).items() if v not in (None, ""))
+    if server.get("resource_template"):
+        limits["template"] = server["resource_template"]
+    fields = {
+        "instanceNameOnToolbox": server["name"],
+        "dockerImageUrl": server["image"],
+        "accountToolInstanceId": server.get("account_tool_instance_id"),
+        "mcpEndpointPath": server.get("endpoint_path") or "/mcp",
+        "mcpTransportType": server.get("transport") or "streamable-http",
+        "portBindings": server.get("ports"),
+        "environmentVariables": server.get("env"),
+        "resourceLimits": limits,
+        "baseConfigOverrideJson": server.get("config_override"),
+    }
+    return dict((k, v) for k, v in fields.items() if v not in (None, {}, ""))
+
+
+def group_payload(params):
+    """The module's options as the agent's GroupDeploy body (the one place that maps names)."""
+    return {
+        "groupId": params["name"],
+        "servers": [server_payload(s) for s in params.get("servers") or []],
+        "options": {
+            "maxConcurrentDeployments": params.get("max_concurrent", 3),
+            "dependencyOrder": list(params.get("dependency_order") or []),
+            "sharedNetworking": bool(params.get("shared_networking")),
+        },
+    }
+
+
+def option_path(text):
+    """Rewrite the agent's field paths (servers.0.instanceNameOnToolbox, servers[x].baseConfigOverrideJson)
+    with the module's option names (servers[0].name, servers[x].config_override)."""
+    text = re.sub(r"\bservers\.(\d+)\b", r"servers[\1]", text)
+    text = re.sub(r"\boptions\.(?=[a-zA-Z])", "", text)
+    return re.sub(r"\b(%s)\b" % "|".join(_OPTION_NAMES), lambda m: _OPTION_NAMES[m.group(1)], text)
+
+
+def server_state(view):
+    """A server as it runs, for the diff: never its environment."""
+    return {"name": view.get("server") or view.get("name"), "image": view.get("image"), "state": view.get("state"),
+            "transport": view.get("mcp_transport"), "endpoint_path": view.get("mcp_endpoint_path"),
+            "config": view.get("config_hash")}
+
+
+def build_diff(current, payload, plan):
+    """before: the group's servers as they are; after: the servers the payload asks for, with the config hash
+    kept where the plan keeps the container and marked as new where it creates or recreates one."""
+    before = sorted((server_state(v) for v in current), key=lambda s: s["name"])
+    hashes = dict((s["name"], s["config"]) for s in before)
+    steps = dict((s["name"], s) for s in plan)
+    after = []
+    for spec in payload["servers"]:
+        name = spec["instanceNameOnToolbox"]
+        step = steps.get(name, {})
+        if step.get("action") in ("unchanged", "start"):
+            config = hashes.get(name)
+        else:
+            config = "new (%s)" % (step.get("reason") or "planned")
+        after.append({"name": name, "image": spec["dockerImageUrl"], "state": "running",
+                      "transport": spec.get("mcpTransportType", "streamable-http"),
+                      "endpoint_path": spec.get("mcpEndpointPath", "/mcp"), "config": config})
+    after.sort(key=lambda s: s["name"])
+    return {"before": {"servers": before}, "after": {"servers": after}}
+
+
+def is_ready(server):
+    """Running and, where the agent probes it, answering MCP (the agent's own healthy verdict)."""
+    return server.get("health", {}).get("status") == "healthy"
+
+
+def unhealthy_summary(servers, wanted):
+    """One line naming each server that is not ready, and why."""
+    seen = dict((s.get("server") or s.get("name"), s) for s in servers)
+    parts = []
+    for name in wanted:
+        server = seen.get(name)
+        if server is None:
+            parts.append("%s: no container" % name)
+        elif not is_ready(server):
+            health = server.get("health", {})
+            parts.append("%s: %s" % (name, health.get("reason") or "container is %s" % health.get("container")))
+    return "; ".join(parts)
+
+
+class GroupManager(object):
+
+    def __init__(self, module, client):
+        self.module = module
+        self.client = client
+        self.params = module.params
+        self.name = self.params["name"]
+        self.result = {"changed": False, "group": self.name, "servers": []}
+
+    # -- reading -----------------------------------------------------------------------------------------
+
+    def current(self):
+        """The group's servers as the agent reads them from Docker (no probe: cheap)."""
+        body = self.client.get("mcp", "status")
+        return [s for s in body.get("mcp_servers") or [] if s.get("group_id") == self.name]
+
+    def fail(self, msg, exc=None, **extra):
+        fields = dict(self.result)
+        fields.update(extra)
+        if exc is not None:
+            fields["status"] = exc.status
+            if exc.body.get("error"):
+                fields["error"] = exc.body["error"]
+        self.module.fail_json(msg=msg, **fields)
+
+    # -- states ------------------------------------------------------------------------------------------
+
+    def present(self):
+        payload = group_payload(self.params)
+        try:
+            plan = self.client.post("mcp", "validate", json=payload)["data"]["plan"]
+        except DtmaInvalid as exc:
+            fields = [dict(f, option=option_path(f.get("field") or "")) for f in exc.body.get("fields") or []]
+            self.fail("the DTMA agent refused the spec of group %s: %s (HTTP %s)"
+                      % (self.name, option_path(exc.body.get("message") or exc.message), exc.status), exc, fields=fields)
+        self.result["plan"] = plan
+        conflicts = [s for s in plan if s["action"] == "conflict"]
+        if conflicts:
+            self.fail("group %s cannot be deployed: %s; rename the server or remove that container"
+                      % (self.name, "; ".join("%s: %s" % (s["name"], s["reason"]) for s in conflicts)), servers=plan)
+        changed = any(s["action"] != "unchanged" for s in plan)
+        self.result["changed"] = changed
+        if self.module._diff:
+            self.result["diff"] = build_diff(self.current(), payload, plan)
+        if self.module.check_mode:
+            self.result["servers"] = plan
+            return
+        if changed:
+            self.deploy(payload)
+        else:
+            self.result["servers"] = [{"name": s["name"], "outcome": "unchanged", "reason": s["reason"],
+                                       "container_id": s["container_id"]} for s in plan]
+        if self.params["wait"]:
+            self.wait([s["instanceNameOnToolbox"] for s in payload["servers"]])
+
+    def deploy(self, payload):
+        try:
+            body = self.client.post("mcp", "groups", json=payload, ok=(201,))
+        except DtmaConnectionError as exc:
+            hint = (" The deployment may still be running on the agent; raise the timeout option for slow image pulls."
+                    if "Timeout" in exc.message else " Check the url option and that the agent runs.")
+            self.fail("group %s: %s.%s" % (self.name, exc.message, hint), exc)
+        except DtmaError as exc:
+            data = exc.body.get("data") or {}
+            servers = data.get("servers") or []
+            if servers:  # the agent converged what it could and says per server what failed
+                self.result["servers"] = servers
+                self.result["changed"] = any(s.get("outcome") not in ("unchanged", "failed") for s in servers)
+                failed = [s for s in servers if s.get("outcome") == "failed"]
+                detail = "; ".join("%s: %s" % (s["name"], s.get("message") or s.get("error")) for s in failed)
+                self.fail("group %s: not every server could be deployed: %s (HTTP %s)"
+                          % (self.name, option_path(detail or exc.message), exc.status), exc)
+            raise
+        self.result["servers"] = body["data"]["servers"]
+
+    def wait(self, wanted):
+        timeout = self.params["wait_timeout"]
+        deadline = time.monotonic() + timeout
+        servers = []
+        while True:
+            remaining = deadline - time.monotonic()
+            retry_for = max(0.0, min(5.0, remaining))  # the agent retries refused connections for this long
+            try:
+                body = self.client.get("mcp", "health", self.name, params={"retryFor": round(retry_for, 1)},
+                                       timeout=self.params["timeout"] + retry_for + 10)
+                servers = body["data"]["servers"]
+                self.result["health"] = servers
+                self.result["collective_status"] = body["data"]["collectiveStatus"]
+            except DtmaNotFound:
+                servers = []
+            by_name = dict((s.get("server") or s.get("name"), s) for s in servers)
+            if all(n in by_name and is_ready(by_name[n]) for n in wanted):
+                return
+            if time.monotonic() >= deadline:
+                self.fail("group %s was not healthy within %ss: %s" % (self.name, timeout, unhealthy_summary(servers, wanted)))
+            time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
+
+    def absent(self):
+        current = self.current()
+        self.result["changed"] = bool(current)
+        if self.module._diff:
+            self.result["diff"] = {"before": {"servers": sorted((server_state(v) for v in current), key=lambda s: s["name"])},
+                                   "after": {"servers": []}}
+        self.result["servers"] = [{"name": s["server"], "outcome": "removed", "container_id": s["container_id"]} for s in current]
+        if not current or self.module.check_mode:
+            return
+        params = {"forceRemove": "true" if self.params["force_remove"] else "false",
+                  "gracefulTimeoutMs": self.params["graceful_timeout"] * 1000}
+        try:
+            body = self.client.delete("mcp", "groups", self.name, params=params,
+                                      timeout=self.params["timeout"] + self.params["graceful_timeout"])
+        except DtmaNotFound:  # removed by someone else between the two calls
+            self.result.update(changed=False, servers=[])
+            return
+        self.result["servers"] = body["data"]["servers"]
+
+    def restarted(self):
+        current = self.current()
+        if not current:
+            self.fail("group %s has no servers on the agent; there is nothing to restart (deploy it with state=present)" % self.name)
+        self.result["changed"] = True
+        if self.module._diff:
+            before = sorted((server_state(v) for v in current), key=lambda s: s["name"])
+            self.result["diff"] = {"before": {"servers": before},
+                                   "after": {"servers": [dict(s, state="running") for s in before]}}
+        if self.module.check_mode:
+            self.result["servers"] = [{"name": s["server"], "action": "restart", "container_id": s["container_id"]} for s in current]
+            return
+        done = self.result["servers"]
+        for server in sorted(current, key=lambda s: s["server"]):
+            name = server["server"]
+            try:
+                body = self.client.post("mcp", "servers", name, "restart", params={"timeout": self.params["graceful_timeout"]},
+                                        timeout=self.params["timeout"] + self.params["graceful_timeout"])
+            except DtmaRateLimited as exc:
+                restarted = ", ".join(s["name"] for s in done) or "none"
+                self.fail("MCP server %s of group %s was not restarted: the agent's restart limit refused it (%s); retry after %s seconds. "
+                          "Restarted before it: %s" % (name, self.name, exc.body.get("message") or exc.message, exc.retry_after, restarted),
+                          exc, retry_after=int(exc.retry_after) if str(exc.retry_after or "").isdigit() else exc.retry_after, server=name)
+            data = body.get("data") or {}
+            done.append({"name": name, "outcome": "restarted", "container_id": data.get("container_id"), "state": data.get("state")})
+        if self.params["wait"]:
+            self.wait([s["server"] for s in current])
+
+
+def main():
+    server_options = dict(
+        name=dict(type="str", required=True),
+        image=dict(type="str", required=True),
+        account_tool_instance_id=dict(type="str"),
+        endpoint_path=dict(type="str", default="/mcp"),
+        transport=dict(type="str", default="streamable-http", choices=["stdio", "sse", "streamable-http", "websocket"]),
+        ports=dict(type="dict"),
+        env=dict(type="dict", no_log=True),
+        resources=dict(type="dict", options=dict(memory=dict(type="str"), cpus=dict(type="float"))),
+        resource_template=dict(type="str"),
+        config_override=dict(type="dict"),
+    )
+    module = AnsibleModule(
+        argument_spec=argument_spec(
+            name=dict(type="str", required=True),
+            state=dict(type="str", default="present", choices=["present", "absent", "restarted"]),
+            servers=dict(type="list", elements="dict", options=server_options),
+            max_concurrent=dict(type="int", default=3),
+            dependency_order=dict(type="list", elements="str", default=[]),
+            shared_networking=dict(type="bool", default=False),
+            wait=dict(type="bool", default=False),
+            wait_timeout=dict(type="int", default=60),
+            force_remove=dict(type="bool", default=False),
+            graceful_timeout=dict(type="int", default=10),
+        ),
+        required_if=[("state", "present", ["servers"])],
+        supports_check_mode=True,
+    )
+    manager = GroupManager(module, make_client(module))
+    state = module.params["state"]
+    try:
+        getattr(manager, state)()
+    except DtmaConnectionError as exc:
+        manager.fail("could not reach the DTMA agent for group %s: %s. Check the url option and that the agent runs and is reachable "
+                     "from the controller." % (manager.name, exc.message), exc)
+    except DtmaError as exc:
+        manager.fail("group %s (state=%s): %s" % (manager.name, state, option_path(exc.message)), exc)
+    module.exit_json(**manager.result)
+
+
+if __name__ == "__main__":
+    main()

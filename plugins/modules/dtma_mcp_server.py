@@ -1,0 +1,272 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026, Agentopia
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r'''
+---
+module: dtma_mcp_server
+short_description: Start, stop or restart one MCP server managed by the DTMA agent
+version_added: 0.1.0
+description:
+  - Starts, stops or restarts one MCP-server container of a group deployed with M(agentopia.dtma.dtma_mcp_group).
+  - The current state is read with C(GET /mcp/status); a server already in the wanted state is left alone and the
+    task reports no change. Check mode predicts the change from that state.
+  - Restarts go through the agent's restart limit (by default at most three per server in five minutes and one
+    every 30 seconds); a refused restart fails the task with the agent's reason and when to retry.
+options:
+  name:
+    description: The server's instance name (its container name, C(instanceNameOnToolbox) in the group spec).
+    type: str
+    required: true
+  state:
+    description:
+      - V(started) makes the server's container run; V(stopped) stops it (the group keeps it, a later
+        M(agentopia.dtma.dtma_mcp_group) run with O(agentopia.dtma.dtma_mcp_group#module:state=present) starts it again).
+      - V(restarted) restarts it and always reports a change.
+    type: str
+    choices: [started, stopped, restarted]
+    default: started
+  graceful_timeout:
+    description:
+      - Seconds the container gets to stop before it is killed, for V(stopped) and V(restarted).
+      - Named so because the shared O(timeout) option is the time to wait for the agent's answer.
+    type: int
+    default: 10
+extends_documentation_fragment:
+  - agentopia.dtma.connection
+  - agentopia.dtma.connection.attributes
+  - ansible.builtin.action_common_attributes
+attributes:
+  check_mode:
+    support: full
+    details: The change is predicted from the state C(GET /mcp/status) reports; nothing is started, stopped or restarted.
+  diff_mode:
+    support: full
+    details: The diff shows the server's state before and after.
+  platform:
+    support: full
+    platforms: posix
+  idempotent:
+    support: partial
+    details: V(started) and V(stopped) are idempotent; V(restarted) restarts and reports a change every time.
+notes:
+  - Starting and stopping use the agent routes C(POST /mcp/servers/<name>/start) and C(/stop); an agent without
+    them makes the task fail and say so.
+seealso:
+  - module: agentopia.dtma.dtma_mcp_group
+author:
+  - Agentopia engineering (@agentopia)
+'''
+
+EXAMPLES = r'''
+- name: Operate one MCP server
+  hosts: droplets
+  gather_facts: false
+  module_defaults:
+    group/agentopia.dtma.dtma:
+      url: "http://{{ ansible_host }}:30000"
+      token: "{{ dtma_token }}"
+  tasks:
+    - name: Stop a server for maintenance, giving it 30 seconds
+      agentopia.dtma.dtma_mcp_server:
+        name: acct-42-github
+        state: stopped
+        graceful_timeout: 30
+      delegate_to: localhost
+
+    - name: Start it again
+      agentopia.dtma.dtma_mcp_server:
+        name: acct-42-github
+        state: started
+      delegate_to: localhost
+
+- name: Restart a server (fails when the agent's restart limit is reached)
+  agentopia.dtma.dtma_mcp_server:
+    name: acct-42-github
+    state: restarted
+  delegate_to: localhost
+  register: restart
+  failed_when: restart is failed and restart.retry_after is not defined
+'''
+
+RETURN = r'''
+server:
+  description:
+    - The server as the agent reports it after the task (before it, in check mode), as in C(GET /mcp/status).
+  returned: success
+  type: dict
+  contains:
+    name:
+      description: The server's instance name.
+      type: str
+      sample: acct-42-github
+    group_id:
+      description: The group the server belongs to.
+      type: str
+      sample: acct-42
+    container_id:
+      description: The container's id.
+      type: str
+      sample: 3f2a9c0d1b7e4e8f9a0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c0d1e2f
+    image:
+      description: The container's image.
+      type: str
+      sample: ghcr.io/example/github-mcp:1.4.0
+    state:
+      description: The container's state (V(running), V(exited), V(created), ...).
+      type: str
+      sample: running
+    ports:
+      description: Published and exposed ports.
+      type: list
+      elements: dict
+      sample: [{container_port: 8080, protocol: tcp, host_ip: 0.0.0.0, host_port: 31001}]
+    mcp_transport:
+      description: The MCP transport.
+      type: str
+      sample: streamable-http
+    mcp_endpoint_path:
+      description: The MCP endpoint path.
+      type: str
+      sample: /mcp
+state:
+  description: The container's state after the task (in check mode, the predicted one).
+  returned: success
+  type: str
+  sample: exited
+previous_state:
+  description: The container's state before the task.
+  returned: success
+  type: str
+  sample: running
+retry_after:
+  description: When a restart was refused by the agent's restart limit, seconds until it is allowed again.
+  returned: when a restart was rate limited (the task fails)
+  type: int
+  sample: 28
+'''
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.agentopia.dtma.plugins.module_utils._api import (
+    DtmaConnectionError,
+    DtmaError,
+    DtmaNotFound,
+    DtmaRateLimited,
+)
+from ansible_collections.agentopia.dtma.plugins.module_utils._common import argument_spec, client as make_client
+
+# Docker states in which the container counts as running (stopping it is a change).
+_RUNNING = ("running", "restarting", "paused")
+_KEEP = ("name", "group_id", "container_id", "image", "state", "status", "ports", "mcp_transport", "mcp_endpoint_path",
+         "account_tool_instance_id", "created")
+
+
+def server_view(view):
+    return dict((k, view.get(k)) for k in _KEEP)
+
+
+class ServerManager(object):
+
+    def __init__(self, module, client):
+        self.module = module
+        self.client = client
+        self.name = module.params["name"]
+        self.grace = module.params["graceful_timeout"]
+        self.result = {"changed": False}
+
+    def fail(self, msg, exc=None, **extra):
+        fields = dict(self.result)
+        fields.update(extra)
+        if exc is not None:
+            fields["status"] = exc.status
+            if exc.body.get("error"):
+                fields["error"] = exc.body["error"]
+        self.module.fail_json(msg=msg, **fields)
+
+    def lookup(self):
+        body = self.client.get("mcp", "status")
+        for view in body.get("mcp_servers") or []:
+            if view.get("name") == self.name:
+                return view
+        self.fail("no MCP server named %s is managed by the DTMA agent at %s; GET /mcp/status lists the servers, "
+                  "agentopia.dtma.dtma_mcp_group deploys them" % (self.name, self.client.base_url))
+        return None
+
+    def call(self, action):
+        """POST /mcp/servers/<name>/<action>; the agent's answer (data: the server view, changed for start/stop)."""
+        try:
+            body = self.client.post("mcp", "servers", self.name, action, params={"timeout": self.grace},
+                                    timeout=self.module.params["timeout"] + self.grace)
+        except DtmaNotFound as exc:
+            if "error" not in exc.body:  # the framework's 404 for a route it does not have, not the agent's answer
+                self.fail("the DTMA agent at %s has no route POST /mcp/servers/<name>/%s; upgrade the agent to one "
+                          "that can %s MCP servers" % (self.client.base_url, action, action), exc)
+            self.fail("MCP server %s disappeared before it could be %s: %s" % (self.name, self.past(action), exc.message), exc)
+        except DtmaRateLimited as exc:
+            retry_after = int(exc.retry_after) if str(exc.retry_after or "").isdigit() else exc.retry_after
+            self.fail("MCP server %s was not restarted: the agent's restart limit refused it (%s); retry after %s seconds"
+                      % (self.name, exc.body.get("message") or exc.message, retry_after), exc, retry_after=retry_after)
+        return body
+
+    @staticmethod
+    def past(action):
+        return {"start": "started", "stop": "stopped", "restart": "restarted"}[action]
+
+    def run(self, state):
+        before = self.lookup()
+        previous = before.get("state")
+        if state == "started":
+            action, changed, predicted = "start", previous != "running", "running"
+        elif state == "stopped":
+            action, changed, predicted = "stop", previous in _RUNNING, "exited" if previous in _RUNNING else previous
+        else:
+            action, changed, predicted = "restart", True, "running"
+        self.result.update(changed=changed, previous_state=previous, state=predicted if changed else previous,
+                           server=server_view(before))
+        if self.module._diff:
+            self.result["diff"] = {"before": {"name": self.name, "state": previous},
+                                   "after": {"name": self.name, "state": self.result["state"]}}
+        if not changed or self.module.check_mode:
+            return
+        body = self.call(action)
+        after = body.get("data") or {}
+        if not after.get("state"):  # an answer without the server view: read it back
+            after = self.lookup()
+        if action != "restart" and isinstance(body.get("changed"), bool):
+            changed = body["changed"]  # the agent compared the states itself; someone may have been quicker
+        self.result.update(changed=changed, server=server_view(after), state=after.get("state"))
+        if self.module._diff:
+            self.result["diff"]["after"]["state"] = after.get("state")
+        if state in ("started", "restarted") and after.get("state") != "running":
+            self.fail("MCP server %s was %s but its container is %s; see its logs (GET /mcp/servers/%s/logs)"
+                      % (self.name, self.past(action), after.get("state"), self.name))
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=argument_spec(
+            name=dict(type="str", required=True),
+            state=dict(type="str", default="started", choices=["started", "stopped", "restarted"]),
+            graceful_timeout=dict(type="int", default=10),
+        ),
+        supports_check_mode=True,
+    )
+    manager = ServerManager(module, make_client(module))
+    state = module.params["state"]
+    try:
+        manager.run(state)
+    except DtmaConnectionError as exc:
+        manager.fail("could not reach the DTMA agent for MCP server %s: %s. Check the url option and that the agent runs and is "
+                     "reachable from the controller." % (manager.name, exc.message), exc)
+    except DtmaError as exc:
+        manager.fail("MCP server %s (state=%s): %s" % (manager.name, state, exc.message), exc)
+    module.exit_json(**manager.result)
+
+
+if __name__ == "__main__":
+    main()
