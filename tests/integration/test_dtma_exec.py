@@ -1,0 +1,79 @@
+"""dtma_exec through real ansible-playbook runs: the agent path, check mode, policy refusals, and the SSH
+fallback to a real sshd when the agent is down."""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+
+def exec_task(**options) -> dict:
+    return {"agentopia.dtma.dtma_exec": options}
+
+
+def test_runs_through_the_agent(ansible_run, agent):
+    r = ansible_run([exec_task(command="echo hello && echo world"), exec_task(argv=["echo", "a;b"])], agent=agent)
+    first, second = r[0], r[1]
+    assert first["changed"] is True and first["rc"] == 0 and first["transport"] == "agent"
+    assert first["stdout_lines"] == ["hello", "world"] and first["timed_out"] is False and first["truncated"] is False
+    assert second["stdout"] == "a;b\n" and second["cmd"] == "echo 'a;b'"
+
+
+def test_blocked_command_fails_with_rule_and_reason(ansible_run, agent):
+    r = ansible_run([exec_task(command="rm -rf /")], agent=agent)
+    assert r[0]["failed"] is True and r[0]["allowed"] is False
+    assert r[0]["rule"].startswith("deny.") and "policy" in r[0]["msg"] and r[0]["reason"] in r[0]["msg"]
+
+
+def test_non_zero_exit_and_timeout_fail(ansible_run, agent):
+    r = ansible_run([exec_task(command="ls /nonexistent-dtmatest"), exec_task(command="sleep 5", command_timeout=1)], agent=agent)
+    assert r[0]["failed"] is True and r[0]["rc"] != 0 and "exited" in r[0]["msg"]
+    assert r[1]["failed"] is True and r[1]["timed_out"] is True and "timed out" in r[1]["msg"]
+
+
+def test_check_mode_returns_the_verdict_and_runs_nothing(ansible_run, agent):
+    target = f"/tmp/dtmatest-exec-{uuid.uuid4().hex[:8]}"
+    r = ansible_run([exec_task(command=f"mkdir -p {target}"), exec_task(command="shutdown -h now")], agent=agent, check=True)
+    assert r[0]["changed"] is True and r[0]["allowed"] is True and r[0]["policy_source"] == "agent"
+    assert "rc" not in r[0] and not os.path.exists(target)
+    assert r[1]["failed"] is True and r[1]["allowed"] is False
+
+
+def test_agent_down_without_fallback_fails_clearly(ansible_run, dead_url):
+    r = ansible_run([exec_task(command="uptime")], defaults={"url": dead_url, "token": "x" * 32})
+    assert r[0]["failed"] is True and "did not answer" in r[0]["msg"] and "fallback: ssh" in r[0]["msg"]
+
+
+def test_agent_down_falls_back_to_real_ssh(ansible_run, dead_url, sshd):
+    r = ansible_run([exec_task(command="echo via-ssh | tr a-z A-Z", fallback="ssh", **sshd.options()),
+                     exec_task(argv=["uname", "-s"], fallback="ssh", **sshd.options())],
+                    defaults={"url": dead_url, "token": "x" * 32})
+    assert r[0]["changed"] is True and r[0]["transport"] == "ssh" and r[0]["policy_source"] == "local"
+    assert r[0]["stdout"] == "VIA-SSH\n" and r[0]["rc"] == 0
+    assert r[1]["stdout"] == "Linux\n"
+
+
+def test_ssh_fallback_runs_only_what_the_policy_allows(ansible_run, dead_url, sshd):
+    marker = f"/etc/dtmatest-{uuid.uuid4().hex[:8]}"
+    r = ansible_run([exec_task(command=f"touch {marker}", fallback="ssh", **sshd.options())],
+                    defaults={"url": dead_url, "token": "x" * 32})
+    assert r[0]["failed"] is True and "nothing was sent over SSH" in r[0]["msg"] and r[0]["transport"] == "ssh"
+    assert not os.path.exists(marker)
+
+
+def test_ssh_fallback_checks_host_keys_by_default(ansible_run, dead_url, sshd):
+    options = sshd.options()
+    options.pop("ssh_known_hosts_file")
+    r = ansible_run([exec_task(command="uptime", fallback="ssh", **options),
+                     exec_task(command="uptime", fallback="ssh", ssh_host_key_checking=False, **options)],
+                    defaults={"url": dead_url, "token": "x" * 32})
+    assert r[0]["failed"] is True and "SSH" in r[0]["msg"] and "not found in known_hosts" in r[0]["msg"]
+    assert r[1]["rc"] == 0 and r[1]["transport"] == "ssh"
+
+
+def test_wrong_token_and_no_token_in_output(ansible_run, agent):
+    r = ansible_run([exec_task(command="uptime")], agent=agent, verbosity=3)
+    assert r[0]["rc"] == 0 and agent.token not in r.output
+    wrong = "w" * 40
+    r = ansible_run([exec_task(command="uptime")], defaults={"url": agent.url, "token": wrong})
+    assert r[0]["failed"] is True and "401" in r[0]["msg"] and "token" in r[0]["msg"]
