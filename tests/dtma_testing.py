@@ -258,3 +258,54 @@ def cleanup(docker_api):
             docker_api.remove_container(n, force=True, v=True)
         except docker.errors.NotFound:
             pass
+
+
+class Sshd:
+    """A real OpenSSH server on 127.0.0.1 accepting one client key for root; `known_hosts` holds its host key."""
+
+    def __init__(self, tmp: Path, extra_config: str = ""):
+        self.dir = tmp
+        self.extra_config = extra_config
+        self.port = free_port()
+        self.host_key = tmp / "ssh_host_ed25519_key"
+        self.client_key = tmp / "id_ed25519"
+        self.known_hosts = tmp / "known_hosts"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> "Sshd":
+        for key in (self.host_key, self.client_key):
+            subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+        authorized = self.dir / "authorized_keys"
+        authorized.write_text(Path(f"{self.client_key}.pub").read_text())
+        authorized.chmod(0o600)
+        config = self.dir / "sshd_config"
+        config.write_text(f"HostKey {self.host_key}\nAuthorizedKeysFile {authorized}\nPasswordAuthentication no\n"
+                          f"KbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\nPidFile {self.dir / 'sshd.pid'}\n"
+                          "PermitRootLogin prohibit-password\n" + self.extra_config)
+        # a known_hosts entry for this server, for the test that verifies the host key
+        public = Path(f"{self.host_key}.pub").read_text().split()
+        self.known_hosts.write_text(f"[127.0.0.1]:{self.port} {public[0]} {public[1]}\n")
+        os.makedirs("/run/sshd", exist_ok=True)
+        self.log = open(self.dir / "sshd.log", "wb")
+        self.proc = subprocess.Popen(["/usr/sbin/sshd", "-D", "-e", "-f", str(config), "-p", str(self.port),
+                                      "-o", "ListenAddress=127.0.0.1"], stdout=self.log, stderr=subprocess.STDOUT)
+        if not wait_until(self.listening, 10):
+            raise RuntimeError("sshd did not listen: " + (self.dir / "sshd.log").read_text())
+        return self
+
+    def listening(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as s:
+                return s.recv(4).startswith(b"SSH-")
+        except OSError:
+            return False
+
+    def options(self, **extra) -> dict:
+        return {"ssh_host": "127.0.0.1", "ssh_port": self.port, "ssh_user": "root", "ssh_key_file": str(self.client_key),
+                **extra}
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+        self.log.close()

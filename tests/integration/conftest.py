@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -18,7 +17,7 @@ import pytest
 import yaml
 
 from dtma_testing import *  # noqa: F401,F403 pylint: disable=wildcard-import,unused-wildcard-import
-from dtma_testing import free_port, wait_until
+from dtma_testing import Sshd, free_port
 
 REPO = Path(__file__).resolve().parents[2]
 ANSIBLE_PLAYBOOK = Path(sys.executable).with_name("ansible-playbook")
@@ -84,58 +83,9 @@ def ansible_run(collections_path, tmp_path):
     return run
 
 
-class Sshd:
-    """A real OpenSSH server on 127.0.0.1 accepting one client key for root."""
-
-    def __init__(self, tmp: Path):
-        self.tmp, self.host, self.user = tmp, "127.0.0.1", "root"
-        self.port = free_port()
-        self.key_file = tmp / "client_key"
-        self.known_hosts = tmp / "known_hosts"
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> "Sshd":
-        keygen = ["ssh-keygen", "-q", "-t", "ed25519", "-N", ""]
-        subprocess.run(keygen + ["-f", str(self.tmp / "host_key")], check=True)
-        subprocess.run(keygen + ["-f", str(self.key_file)], check=True)
-        (self.tmp / "authorized_keys").write_text((self.tmp / "client_key.pub").read_text())
-        host_pub = (self.tmp / "host_key.pub").read_text().split()
-        self.known_hosts.write_text(f"[{self.host}]:{self.port} {host_pub[0]} {host_pub[1]}\n")
-        config = self.tmp / "sshd_config"
-        config.write_text(f"""HostKey {self.tmp / 'host_key'}
-AuthorizedKeysFile {self.tmp / 'authorized_keys'}
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-UsePAM no
-StrictModes no
-PermitRootLogin prohibit-password
-PidFile {self.tmp / 'sshd.pid'}
-""")
-        Path("/run/sshd").mkdir(parents=True, exist_ok=True)
-        self.proc = subprocess.Popen(["/usr/sbin/sshd", "-D", "-e", "-f", str(config), "-p", str(self.port),
-                                      "-o", f"ListenAddress={self.host}"], stdout=subprocess.DEVNULL,
-                                     stderr=open(self.tmp / "sshd.log", "ab"))
-
-        def listening():
-            with socket.socket() as s:
-                return s.connect_ex((self.host, self.port)) == 0
-        if not wait_until(listening, 10):
-            raise RuntimeError("sshd did not start: " + (self.tmp / "sshd.log").read_text())
-        return self
-
-    def options(self, **extra) -> dict:
-        """The modules' ssh_* options for this server (host keys checked against its known_hosts)."""
-        return {"ssh_host": self.host, "ssh_port": self.port, "ssh_user": self.user, "ssh_key_file": str(self.key_file),
-                "ssh_known_hosts_file": str(self.known_hosts), **extra}
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(10)
-
-
 @pytest.fixture(scope="session")
 def sshd(tmp_path_factory):
+    """A real sshd for the SSH fallbacks; pass ssh_known_hosts_file=str(sshd.known_hosts) to verify its key."""
     server = Sshd(tmp_path_factory.mktemp("sshd")).start()
     yield server
     server.stop()

@@ -45,8 +45,8 @@ def test_agent_down_without_fallback_fails_clearly(ansible_run, dead_url):
 
 
 def test_agent_down_falls_back_to_real_ssh(ansible_run, dead_url, sshd):
-    r = ansible_run([exec_task(command="echo via-ssh | tr a-z A-Z", fallback="ssh", **sshd.options()),
-                     exec_task(argv=["uname", "-s"], fallback="ssh", **sshd.options())],
+    r = ansible_run([exec_task(command="echo via-ssh | tr a-z A-Z", fallback="ssh", **sshd.options(ssh_known_hosts_file=str(sshd.known_hosts))),
+                     exec_task(argv=["uname", "-s"], fallback="ssh", **sshd.options(ssh_known_hosts_file=str(sshd.known_hosts)))],
                     defaults={"url": dead_url, "token": "x" * 32})
     assert r[0]["changed"] is True and r[0]["transport"] == "ssh" and r[0]["policy_source"] == "local"
     assert r[0]["stdout"] == "VIA-SSH\n" and r[0]["rc"] == 0
@@ -55,7 +55,7 @@ def test_agent_down_falls_back_to_real_ssh(ansible_run, dead_url, sshd):
 
 def test_ssh_fallback_runs_only_what_the_policy_allows(ansible_run, dead_url, sshd):
     marker = f"/etc/dtmatest-{uuid.uuid4().hex[:8]}"
-    r = ansible_run([exec_task(command=f"touch {marker}", fallback="ssh", **sshd.options())],
+    r = ansible_run([exec_task(command=f"touch {marker}", fallback="ssh", **sshd.options(ssh_known_hosts_file=str(sshd.known_hosts)))],
                     defaults={"url": dead_url, "token": "x" * 32})
     assert r[0]["failed"] is True and "nothing was sent over SSH" in r[0]["msg"] and r[0]["transport"] == "ssh"
     assert not os.path.exists(marker)
@@ -63,7 +63,6 @@ def test_ssh_fallback_runs_only_what_the_policy_allows(ansible_run, dead_url, ss
 
 def test_ssh_fallback_checks_host_keys_by_default(ansible_run, dead_url, sshd):
     options = sshd.options()
-    options.pop("ssh_known_hosts_file")
     r = ansible_run([exec_task(command="uptime", fallback="ssh", **options),
                      exec_task(command="uptime", fallback="ssh", ssh_host_key_checking=False, **options)],
                     defaults={"url": dead_url, "token": "x" * 32})

@@ -1,0 +1,292 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026, Agentopia
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r'''
+module: dtma_diagnostics
+short_description: Health checks and diagnostics of a host running the DTMA agent
+version_added: 0.1.0
+description:
+  - Gathers, per section chosen in O(gather), what the DTMA agent reports about itself, Docker, the system, its logs
+    and its MCP servers, and runs health checks of the agent, Docker, SSH and the backend.
+  - An information module; it never changes anything and always reports C(changed=false).
+  - The V(health) section never fails the task, even when the agent is down; that is what it reports. Any other
+    section that the agent cannot answer fails the task with the reason.
+options:
+  gather:
+    description:
+      - The sections to gather; each is returned under its own key.
+      - V(health) - checks of the agent's API (C(GET /health), no token needed), Docker (as the agent sees it),
+        SSH (only when O(ssh_host) is given) and the backend (only when O(backend_url) is known), with an
+        C(overall) verdict.
+      - V(status) - C(GET /status) (version, environment, tool instances, system metrics).
+      - V(docker) - C(GET /diagnostics/docker) (version, info counts, every container). When Docker is down, the
+        agent's answer says so (C(docker_info_success=false)) and the task does not fail.
+      - V(system) - C(GET /diagnostics/system) (uptime, load, disks, memory, top processes, the agent's port, runtime).
+      - V(logs) - C(GET /diagnostics/logs) (the agent's journal and log, and each MCP container's last O(log_lines) lines).
+      - V(mcp) - C(GET /mcp/status?probe=true) (every MCP server, its state and an MCP probe of it).
+    type: list
+    elements: str
+    choices: [health, status, docker, system, logs, mcp]
+    default: [health, status]
+  log_lines:
+    description: Lines per log source for the V(logs) section (1 to 10000).
+    type: int
+    default: 100
+  backend_url:
+    description:
+      - The Agentopia backend whose reachability the V(health) section checks (a C(GET) of this URL without any
+        credentials; any HTTP answer counts as reachable). No token is sent to it.
+      - If not set, the environment variable E(AGENTOPIA_API_BASE_URL) is used; when neither is set the check is
+        V(unknown).
+    type: str
+extends_documentation_fragment:
+  - agentopia.dtma.connection
+  - agentopia.dtma.connection.ssh
+  - agentopia.dtma.connection.attributes
+  - ansible.builtin.action_common_attributes
+attributes:
+  check_mode:
+    support: full
+    details: The module only reads; it runs the same way in check mode.
+  diff_mode:
+    support: none
+  platform:
+    support: full
+    platforms: posix
+  idempotent:
+    support: full
+notes:
+  - The SSH check connects with the SSH options and runs C(true); it needs the paramiko library. With
+    O(ssh_host_key_checking=true) (the default) an unknown host key makes the check V(unhealthy).
+  - C(overall) is V(healthy) when every check that could be made (not V(unknown)) is V(healthy), V(unhealthy) when
+    the agent's API is V(unhealthy), and V(degraded) otherwise (the agent answers but Docker, SSH or the backend
+    does not).
+  - The agent's API check is V(healthy) only when C(GET /health) answers HTTP 200; the agent answers 503 when it
+    cannot reach Docker, which makes both the API and the Docker checks V(unhealthy).
+author:
+  - Agentopia engineering (@agentopia)
+'''
+
+EXAMPLES = r'''
+- name: Health of every droplet
+  agentopia.dtma.dtma_diagnostics:
+  register: diag
+  delegate_to: localhost
+  module_defaults:
+    group/agentopia.dtma.dtma:
+      url: "http://{{ ansible_host }}:30000"
+      token: "{{ dtma_token }}"
+
+- name: Fail the play for unhealthy droplets
+  ansible.builtin.assert:
+    that: diag.health.overall == 'healthy'
+    fail_msg: "{{ diag.health.checks | dict2items | rejectattr('value.status', 'eq', 'healthy') | list }}"
+
+- name: Everything, with the SSH and backend checks
+  agentopia.dtma.dtma_diagnostics:
+    gather: [health, status, docker, system, logs, mcp]
+    log_lines: 50
+    ssh_host: "{{ ansible_host }}"
+    ssh_user: ops
+    ssh_key_file: ~/.ssh/droplets
+    backend_url: https://api.agentopia.example
+  delegate_to: localhost
+'''
+
+RETURN = r'''
+health:
+  description: The health checks.
+  returned: when V(health) is in O(gather)
+  type: dict
+  sample:
+    overall: healthy
+    checks:
+      agent_api: {status: healthy, reason: HTTP 200, response_time_ms: 4.1}
+      docker: {status: healthy, reason: the agent reaches the Docker engine, response_time_ms: null}
+      ssh: {status: unknown, reason: no ssh_host given, response_time_ms: null}
+      backend: {status: unknown, reason: no backend URL, response_time_ms: null}
+    agent: {status: ok, docker: true, version: 0.1.0, uptime_s: 812.3, boot_id: 5b0c7e0e8f0a4c38a1e4d2a0b6f1c9d2}
+  contains:
+    overall:
+      description: V(healthy), V(degraded) or V(unhealthy) (see the notes).
+      type: str
+    checks:
+      description:
+        - C(agent_api), C(docker), C(ssh) and C(backend), each with C(status) (V(healthy), V(unhealthy) or
+          V(unknown)), C(reason) and C(response_time_ms) (null when nothing was timed).
+      type: dict
+    agent:
+      description: The agent's C(GET /health) answer; empty when it did not answer.
+      type: dict
+status:
+  description: The agent's C(GET /status) answer.
+  returned: when V(status) is in O(gather)
+  type: dict
+  sample: {version: 0.1.0, environment: {hasAuthToken: true, hasApiKey: false, hasApiBaseUrl: false, port: 30000},
+           tool_instances: [], system_metrics: {cpu_load_percent: 3.5}, timestamp: "2026-01-01T00:00:00.000Z"}
+docker:
+  description: The C(diagnostics) of C(GET /diagnostics/docker).
+  returned: when V(docker) is in O(gather)
+  type: dict
+  sample: {docker_version: 20.10.24, docker_info_success: true, docker_info: {ServerVersion: 20.10.24, Containers: 3},
+           containers: []}
+system:
+  description: The C(diagnostics) of C(GET /diagnostics/system).
+  returned: when V(system) is in O(gather)
+  type: dict
+  sample: {uptime: {seconds: 86400}, disk_usage: [], memory_info: {percent: 41.2}, top_processes: [],
+           dtma_port_status: {}, environment: {}}
+logs:
+  description: The C(logs) of C(GET /diagnostics/logs).
+  returned: when V(logs) is in O(gather)
+  type: dict
+  sample: {dtma_service: {available: false, reason: journalctl is not installed on this host}, mcp_containers: {},
+           application_logs: []}
+mcp:
+  description: The answer of C(GET /mcp/status?probe=true).
+  returned: when V(mcp) is in O(gather)
+  type: dict
+  sample: {mcp_servers: [], count: 0, timestamp: "2026-01-01T00:00:00.000Z"}
+'''
+
+import time
+import traceback
+
+from ansible.module_utils.basic import AnsibleModule, env_fallback
+
+from ansible_collections.agentopia.dtma.plugins.module_utils import _common
+from ansible_collections.agentopia.dtma.plugins.module_utils._api import DtmaError
+
+try:
+    import requests
+    HAS_REQUESTS = True
+    REQUESTS_IMPORT_ERROR = None
+except ImportError:
+    HAS_REQUESTS = False
+    REQUESTS_IMPORT_ERROR = traceback.format_exc()
+
+BACKEND_TIMEOUT = 5
+# section -> (path segments, query, the key of the answer to return (None: the whole answer), HTTP statuses that are answers)
+SECTIONS = {
+    "status": (("status",), None, None, (200,)),
+    "docker": (("diagnostics", "docker"), None, "diagnostics", (200, 503)),
+    "system": (("diagnostics", "system"), None, "diagnostics", (200,)),
+    "logs": (("diagnostics", "logs"), "lines", "logs", (200,)),
+    "mcp": (("mcp", "status"), "probe", None, (200,)),
+}
+
+
+def _ms(started):
+    return round((time.monotonic() - started) * 1000, 1)
+
+
+def check(status, reason, response_time_ms=None):
+    return {"status": status, "reason": reason, "response_time_ms": response_time_ms}
+
+
+def agent_checks(client):
+    """agent_api and docker from one GET /health (single attempt: a monitor reports what it sees)."""
+    retries, client.GET_RETRIES = client.GET_RETRIES, 0
+    started = time.monotonic()
+    try:
+        status, body = client.request("GET", ("health",), ok=(200, 503))
+    except DtmaError as exc:
+        return (check("unhealthy", exc.message, _ms(started)),
+                check("unknown", "the agent did not answer, so Docker could not be checked"), {})
+    finally:
+        client.GET_RETRIES = retries
+    elapsed = _ms(started)
+    if status == 200:
+        api = check("healthy", "HTTP 200", elapsed)
+    else:
+        api = check("unhealthy", "HTTP %s: the agent answers but reports itself %s" % (status, body.get("status", "unhealthy")), elapsed)
+    if body.get("docker") is True:
+        docker = check("healthy", "the agent reaches the Docker engine")
+    elif body.get("docker") is False:
+        docker = check("unhealthy", "the agent cannot reach the Docker engine")
+    else:
+        docker = check("unknown", "the agent's /health answer has no docker flag")
+    return api, docker, body
+
+
+def ssh_check(params):
+    if not params["ssh_host"]:
+        return check("unknown", "no ssh_host given")
+    # imported here: paramiko takes ~0.1 s to import and most runs have no SSH check
+    from ansible_collections.agentopia.dtma.plugins.module_utils._ssh import SshError, run_over_ssh, ssh_settings
+
+    started = time.monotonic()
+    try:
+        done = run_over_ssh("true", **ssh_settings(params))
+    except SshError as exc:
+        return check("unhealthy", str(exc), _ms(started))
+    if done["rc"] != 0:
+        return check("unhealthy", "connected, but `true` exited %s: %s" % (done["rc"], done["stderr"].strip()[:300]), _ms(started))
+    return check("healthy", "connected as %s and ran `true`" % params["ssh_user"], _ms(started))
+
+
+def backend_check(url):
+    if not url:
+        return check("unknown", "no backend URL (set backend_url or AGENTOPIA_API_BASE_URL)")
+    started = time.monotonic()
+    try:
+        response = requests.get(url, timeout=BACKEND_TIMEOUT, allow_redirects=False)
+    except requests.exceptions.RequestException as exc:
+        return check("unhealthy", "%s did not answer: %s" % (url, exc.__class__.__name__), _ms(started))
+    return check("healthy", "%s answered HTTP %s" % (url, response.status_code), _ms(started))
+
+
+def overall(checks):
+    if checks["agent_api"]["status"] == "unhealthy":
+        return "unhealthy"
+    known = [c["status"] for c in checks.values() if c["status"] != "unknown"]
+    return "healthy" if all(s == "healthy" for s in known) else "degraded"
+
+
+def health(module, client):
+    api, docker, body = agent_checks(client)
+    checks = {"agent_api": api, "docker": docker, "ssh": ssh_check(module.params),
+              "backend": backend_check(module.params["backend_url"])}
+    return {"overall": overall(checks), "checks": checks, "agent": body}
+
+
+def main():
+    argument_spec = _common.argument_spec(
+        ssh=True,
+        gather=dict(type="list", elements="str", default=["health", "status"],
+                    choices=["health", "status", "docker", "system", "logs", "mcp"]),
+        log_lines=dict(type="int", default=100),
+        backend_url=dict(type="str", fallback=(env_fallback, ["AGENTOPIA_API_BASE_URL"])),
+    )
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    if not HAS_REQUESTS:
+        module.fail_json(msg="the requests Python library is required on the controller", exception=REQUESTS_IMPORT_ERROR)
+    if not 1 <= module.params["log_lines"] <= 10000:
+        module.fail_json(msg="log_lines must be between 1 and 10000, not %s" % module.params["log_lines"])
+    client = _common.client(module)
+    result = dict(changed=False)
+    for section in dict.fromkeys(module.params["gather"]):  # each once, in the order asked
+        if section == "health":
+            result["health"] = health(module, client)
+            continue
+        segments, query, key, ok = SECTIONS[section]
+        params = {"lines": module.params["log_lines"]} if query == "lines" else {"probe": "true"} if query else None
+        try:
+            body = client.request("GET", segments, params=params, ok=ok)[1]
+        except DtmaError as exc:
+            module.fail_json(msg="could not gather the %s section from the DTMA agent (GET /%s): %s"
+                                 % (section, "/".join(segments), exc.message), status=exc.status, **result)
+        if key:
+            result[section] = body.get(key)
+        else:
+            result[section] = dict((k, v) for k, v in body.items() if k != "success")
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

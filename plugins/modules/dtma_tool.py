@@ -1,0 +1,383 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026, Agentopia
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r'''
+module: dtma_tool
+short_description: Deploy, start, stop, restart or remove a tool container through the DTMA agent
+version_added: 0.1.0
+description:
+  - Manages one tool instance (a container labelled C(agentopia.kind=tool)) on a host running the DTMA agent,
+    through the agent's C(/tools) routes.
+  - The module asks the agent for a plan first (C(POST /tools/validate)), which compares the full Docker create
+    configuration (image, account tool instance id, O(config), O(env)) and the local image with what runs. A tool
+    whose configuration or image changed is recreated (removed, then deployed again); an unchanged tool is left
+    alone. Then the run state is brought to O(state) with C(POST /tools/{name}/start|stop|restart).
+  - When O(image) is not given, the configuration is not managed at all; the module only changes the run state
+    of the existing tool (or removes it), and fails if the tool does not exist.
+  - The agent refuses configurations that grant host access (privileged, host namespaces, host-path mounts, the
+    Docker socket, added capabilities, devices); the module then fails with the agent's message naming the key.
+options:
+  name:
+    description:
+      - Name of the tool instance, which is also the container name (the agent's C(instanceNameOnToolbox)).
+      - Letters, digits, C(_), C(.) and C(-), starting with a letter or digit.
+    type: str
+    required: true
+  image:
+    description:
+      - Docker image of the tool (the agent's C(dockerImageUrl)). A local image is used as it is; an absent one is
+        pulled by the agent.
+      - Required to create the tool. When given, the whole configuration is compared and the tool is recreated
+        if it differs, or if the image reference now names another image.
+      - When omitted, only the run state of the existing tool is managed.
+    type: str
+  account_tool_instance_id:
+    description:
+      - The backend's account tool instance id, stored as a label of the container.
+      - Required to create the tool. When omitted, the existing tool's id is kept.
+    type: str
+  config:
+    description:
+      - >-
+        A Docker container-create configuration merged into the agent's (the agent's C(baseConfigOverrideJson)),
+        for example C({Cmd: [sleep, "3600"]}) or C({HostConfig: {PortBindings: {"8080/tcp": [{HostPort: "31001"}]}}}).
+      - Omitting it while O(image) is given means no override, so a tool deployed with one is recreated without it.
+      - This option is logged like any other. Do not put secrets in C(config.Env); use O(env), which is never logged.
+    type: dict
+  env:
+    description:
+      - Environment variables of the tool, a dictionary of names and values. They are merged into C(config.Env) (these values
+        win over a variable of the same name there).
+      - The values are never logged or returned (C(no_log)). They are part of the configuration, so changing one
+        recreates the tool; the config hash in the diff shows that something changed, not what.
+    type: dict
+  state:
+    description:
+      - V(started) - the tool exists with this configuration and runs.
+      - V(present) - the tool exists with this configuration; the run state of an existing tool is left as it is.
+        A tool that is created or recreated is started (the agent starts what it deploys).
+      - V(stopped) - the tool exists with this configuration and does not run. A tool that has to be created is
+        deployed (which starts it) and then stopped.
+      - V(restarted) - like V(started), and the tool is restarted, which is always a change. A tool created or
+        recreated by this task was just started and is not restarted again.
+      - V(absent) - the tool is stopped (within O(stop_timeout)) and removed. Removing a tool that does not exist
+        is not a change.
+    type: str
+    choices: [present, started, stopped, restarted, absent]
+    default: started
+  stop_timeout:
+    description: Seconds the tool gets to stop gracefully (stop, restart, recreate and removal) before it is killed.
+    type: int
+    default: 10
+extends_documentation_fragment:
+  - agentopia.dtma.connection
+  - agentopia.dtma.connection.attributes
+  - ansible.builtin.action_common_attributes
+attributes:
+  check_mode:
+    support: full
+    details: The agent's plan (C(POST /tools/validate)) and the tool's current state predict every action; nothing is changed.
+  diff_mode:
+    support: full
+    details: The diff shows the tool's image, run state and config hash before and after.
+  platform:
+    support: full
+    platforms: posix
+  idempotent:
+    support: partial
+    details: Every state but V(restarted) reports no change when run again with the same options; V(restarted) always restarts.
+author:
+  - Agentopia engineering (@agentopia)
+'''
+
+EXAMPLES = r'''
+- name: Run a tool container on every droplet
+  agentopia.dtma.dtma_tool:
+    name: weather-tool
+    image: ghcr.io/agentopia/weather-tool:1.4.2
+    account_tool_instance_id: ati-5f1c
+    config:
+      HostConfig:
+        PortBindings:
+          8080/tcp:
+            - HostPort: "31001"
+    env:
+      WEATHER_API_KEY: "{{ weather_api_key }}"
+  delegate_to: localhost
+  module_defaults:
+    group/agentopia.dtma.dtma:
+      url: "http://{{ ansible_host }}:30000"
+      token: "{{ dtma_token }}"
+
+- name: Stop it (configuration not managed because image is not given)
+  agentopia.dtma.dtma_tool:
+    name: weather-tool
+    state: stopped
+  delegate_to: localhost
+
+- name: Restart it
+  agentopia.dtma.dtma_tool:
+    name: weather-tool
+    state: restarted
+    stop_timeout: 30
+  delegate_to: localhost
+
+- name: Remove it
+  agentopia.dtma.dtma_tool:
+    name: weather-tool
+    state: absent
+  delegate_to: localhost
+'''
+
+RETURN = r'''
+tool:
+  description:
+    - The tool as the agent reports it after the task (in check mode, as it is now).
+    - V(null) when the tool does not exist (after O(state=absent), or in check mode before it is created).
+  returned: always
+  type: dict
+  sample:
+    container_id: 0c5e4d1b2a3f9e8d7c6b5a4f3e2d1c0b9a8f7e6d5c4b3a2f1e0d9c8b7a6f5e4d
+    instance_name_on_toolbox: weather-tool
+    account_tool_instance_id: ati-5f1c
+    image: ghcr.io/agentopia/weather-tool:1.4.2
+    ports: [{container_port: 8080, protocol: tcp, host_ip: 0.0.0.0, host_port: 31001}]
+    state: running
+    status: Up 2 seconds
+    config_hash: 3f9a1c2b4d5e6f70
+  contains:
+    container_id:
+      description: Docker container id.
+      type: str
+    instance_name_on_toolbox:
+      description: The tool's name (the container name).
+      type: str
+    account_tool_instance_id:
+      description: The account tool instance id label.
+      type: str
+    image:
+      description: The image reference the container was created from.
+      type: str
+    ports:
+      description: Published and exposed ports.
+      type: list
+      elements: dict
+    state:
+      description: Docker's state of the container (V(running), V(exited), V(created), ...).
+      type: str
+    status:
+      description: Docker's status text.
+      type: str
+    config_hash:
+      description: Hash of the full create configuration the container was created with.
+      type: str
+actions:
+  description:
+    - What the task did, in order (in check mode, what it would do).
+    - Any of V(created), V(recreated), V(started), V(stopped), V(restarted), V(removed); empty when nothing changed.
+  returned: always
+  type: list
+  elements: str
+  sample: [recreated, stopped]
+plan:
+  description:
+    - The agent's plan for the configuration (C(POST /tools/validate)); absent when O(image) is not given or
+      O(state=absent).
+  returned: when O(image) is given and O(state) is not V(absent)
+  type: dict
+  sample: {name: weather-tool, action: recreate, reason: configuration changed, container_id: 0c5e4d1b2a3f,
+           state: running, config_hash: 3f9a1c2b4d5e6f70, current_config_hash: 77aa0e1b2c3d4e5f}
+  contains:
+    action:
+      description: V(create), V(recreate), V(unchanged) or V(conflict).
+      type: str
+    reason:
+      description: Why, for example V(configuration changed) or V(image changed).
+      type: str
+diff:
+  description: Image, run state and config hash of the tool before and after (V(absent) when it does not exist).
+  returned: when diff mode is on
+  type: dict
+  sample: {before: {image: local/busybox:latest, state: running, config_hash: 77aa0e1b2c3d4e5f},
+           after: {image: local/busybox:latest, state: exited, config_hash: 77aa0e1b2c3d4e5f}}
+'''
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.agentopia.dtma.plugins.module_utils import _common
+from ansible_collections.agentopia.dtma.plugins.module_utils._api import DtmaError, DtmaNotFound
+
+RUNNING = ("running", "restarting")
+# states in which "stopped" holds: the container's process does not run
+NOT_RUNNING = ("exited", "created", "dead")
+
+
+def _summary(tool):
+    if not tool:
+        return {"state": "absent"}
+    return {"image": tool.get("image"), "state": tool.get("state"), "config_hash": tool.get("config_hash")}
+
+
+class ToolManager(object):
+
+    def __init__(self, module):
+        self.module = module
+        self.params = module.params
+        self.name = self.params["name"]
+        self.client = _common.client(module)
+        self.actions = []
+        self.plan = None
+        self.tool = None
+        self.predicted = None  # the state after the task, as check mode predicts it
+
+    def fail(self, what, exc):
+        self.module.fail_json(msg="%s: %s" % (what, exc.message), status=exc.status, agent_error=exc.body.get("error"),
+                              fields=exc.body.get("fields"), actions=self.actions, tool=self.tool)
+
+    def current(self):
+        """The managed tool of this name, or None (one list call: GET /tools/status)."""
+        try:
+            tools = self.client.get("tools", "status").get("data") or []
+        except DtmaError as exc:
+            self.fail("could not read the tools of the DTMA agent", exc)
+        return next((t for t in tools if t.get("instance_name_on_toolbox") == self.name), None)
+
+    def body(self, existing):
+        account = self.params["account_tool_instance_id"] or (existing or {}).get("account_tool_instance_id")
+        if not account:
+            self.module.fail_json(msg="account_tool_instance_id is required to create the tool %s" % self.name)
+        config = dict(self.params["config"] or {})
+        if self.params["env"]:
+            env = list(config.get("Env") or [])
+            env.extend("%s=%s" % (key, value) for key, value in self.params["env"].items())
+            config["Env"] = env
+        body = {"dockerImageUrl": self.params["image"], "instanceNameOnToolbox": self.name,
+                "accountToolInstanceId": account}
+        if config:
+            body["baseConfigOverrideJson"] = config
+        return body
+
+    def call(self, what, method, *segments, **kwargs):
+        try:
+            return self.client.request(method, segments, **kwargs)[1]
+        except DtmaError as exc:
+            self.fail(what, exc)
+
+    def long_timeout(self):
+        return self.params["timeout"] + self.params["stop_timeout"]
+
+    def converge_config(self, existing):
+        """Create or recreate from the agent's plan; return the tool data afterwards (or as it is now)."""
+        body = self.body(existing)
+        self.plan = self.call("could not plan the tool %s" % self.name, "POST", "tools", "validate",
+                              json=body)["data"]["plan"]
+        action = self.plan["action"]
+        if action == "conflict":
+            self.module.fail_json(msg="cannot deploy the tool %s: %s; choose another name or remove that container"
+                                      % (self.name, self.plan["reason"]), plan=self.plan, actions=self.actions)
+        if action not in ("create", "recreate"):
+            return existing
+        self.actions.append(action + "d")
+        self.predicted = {"image": self.params["image"], "state": "running", "config_hash": self.plan.get("config_hash")}
+        if self.module.check_mode:
+            return existing
+        if action == "recreate":
+            try:
+                self.client.delete("tools", self.name, params={"timeout": self.params["stop_timeout"]},
+                                   timeout=self.long_timeout())
+            except DtmaNotFound:
+                pass  # removed meanwhile: deploying it again is all that is left to do
+            except DtmaError as exc:
+                self.fail("could not remove the tool %s to recreate it (%s); it is unchanged" % (self.name, self.plan["reason"]), exc)
+        try:
+            return self.client.post("tools", json=body)["data"]
+        except DtmaError as exc:
+            gone = " The old container was already removed." if action == "recreate" else ""
+            self.fail("could not deploy the tool %s.%s The agent said" % (self.name, gone), exc)
+        return None
+
+    def run_action(self, action, past, tool):
+        self.actions.append(past)
+        self.predicted = dict(self.predicted or _summary(tool), state="exited" if action == "stop" else "running")
+        if self.module.check_mode:
+            return tool
+        params = {"timeout": self.params["stop_timeout"]} if action != "start" else None
+        answer = self.call("could not %s the tool %s" % (action, self.name), "POST", "tools", self.name, action,
+                           params=params, timeout=self.long_timeout())
+        if not answer.get("changed"):
+            self.actions.pop()
+        return answer.get("data") or tool
+
+    def present(self):
+        existing = self.current()
+        before = _summary(existing)
+        state = self.params["state"]
+        if self.params["image"]:
+            tool = self.converge_config(existing)
+        elif existing is None:
+            self.module.fail_json(msg="the tool %s does not exist; give image (and account_tool_instance_id) to create it"
+                                      % self.name, actions=[])
+        else:
+            tool = existing
+        fresh = bool(self.actions)  # created or recreated just now: it runs
+        run_state = "running" if fresh else (tool or {}).get("state")
+        if state == "started" and run_state not in RUNNING:
+            tool = self.run_action("start", "started", tool)
+        elif state == "stopped" and run_state not in NOT_RUNNING:
+            tool = self.run_action("stop", "stopped", tool)
+        elif state == "restarted" and not fresh:
+            tool = self.run_action("restart", "restarted", tool)
+        self.tool = tool
+        after = self.predicted if self.module.check_mode and self.predicted else _summary(self.tool)
+        self.finish(before, after)
+
+    def absent(self):
+        existing = self.current()
+        before = _summary(existing)
+        if existing:
+            self.actions.append("removed")
+            if not self.module.check_mode:
+                try:
+                    self.client.delete("tools", self.name, params={"timeout": self.params["stop_timeout"]},
+                                       timeout=self.long_timeout())
+                except DtmaNotFound:
+                    self.actions.pop()  # removed by someone else meanwhile
+                except DtmaError as exc:
+                    self.fail("could not remove the tool %s" % self.name, exc)
+        self.finish(before, {"state": "absent"})
+
+    def finish(self, before, after):
+        result = dict(changed=bool(self.actions), actions=self.actions, tool=self.tool)
+        if self.plan is not None:
+            result["plan"] = self.plan
+        if self.module._diff:
+            result["diff"] = {"before": before, "after": after}
+        self.module.exit_json(**result)
+
+
+def main():
+    argument_spec = _common.argument_spec(
+        name=dict(type="str", required=True),
+        image=dict(type="str"),
+        account_tool_instance_id=dict(type="str"),
+        config=dict(type="dict"),
+        env=dict(type="dict", no_log=True),
+        state=dict(type="str", default="started", choices=["present", "started", "stopped", "restarted", "absent"]),
+        stop_timeout=dict(type="int", default=10),
+    )
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
+                           required_by={"config": "image", "env": "image"})
+    manager = ToolManager(module)
+    if module.params["state"] == "absent":
+        manager.absent()
+    else:
+        manager.present()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,210 @@
+"""agentopia.dtma.dtma_diagnostics in real ansible-playbook runs against a real agent, real Docker, a real sshd
+and a real HTTP server standing in for the backend."""
+
+from __future__ import annotations
+
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from dtma_testing import MCP_IMAGE, free_port
+
+MOD = "agentopia.dtma.dtma_diagnostics"
+ALL = ["health", "status", "docker", "system", "logs", "mcp"]
+NO_BACKEND = {"AGENTOPIA_API_BASE_URL": ""}
+
+
+def hidden(url: str, token: str) -> dict:
+    """Connection options with the token templated from the environment, as a real playbook would have it
+    (ansible-core prints the playbook lines around a failed task; a literal token there would be shown by Ansible)."""
+    return {"defaults": {"url": url, "token": "{{ lookup('env', 'TEST_AGENT_TOKEN') }}"},
+            "env": {"TEST_AGENT_TOKEN": token, **NO_BACKEND}}
+
+
+# --- a tiny HTTP server standing in for the backend ------------------------------------------------------
+
+@pytest.fixture
+def backend():
+    class Handler(BaseHTTPRequestHandler):
+        seen: list = []
+
+        def do_GET(self):  # noqa: N802 (http.server's name)
+            Handler.seen.append(dict(self.headers))
+            self.send_response(404)  # any HTTP answer means reachable
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    server.seen = Handler.seen
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+# --- sections ---------------------------------------------------------------------------------------------
+
+def test_every_section_returns_the_agents_data(agent, ansible_run, cleanup, name):
+    group, server = name("diag-grp"), name("diag-mcp")
+    cleanup.append(server)
+    mcp_env = {"MCP_TRANSPORT": "streamable-http", "MCP_PORT": "8080", "MCP_PATH": "/mcp"}
+    r = agent.post("/mcp/groups", json={"groupId": group, "servers": [{
+        "instanceNameOnToolbox": server, "dockerImageUrl": MCP_IMAGE, "mcpTransportType": "streamable-http",
+        "portBindings": {"8080": free_port()}, "environmentVariables": mcp_env}]})
+    assert r.status_code == 201, r.text
+
+    r = ansible_run([{MOD: {"gather": ALL, "log_lines": 5}}], agent=agent, env=NO_BACKEND)
+    res = r[0]
+    assert res["failed"] is False, r
+    assert res["changed"] is False
+    health = res["health"]
+    assert health["overall"] == "healthy"
+    assert health["checks"]["agent_api"]["status"] == "healthy" and health["checks"]["agent_api"]["response_time_ms"] > 0
+    assert health["checks"]["docker"]["status"] == "healthy"
+    assert health["checks"]["ssh"] == {"status": "unknown", "reason": "no ssh_host given", "response_time_ms": None}
+    assert health["checks"]["backend"]["status"] == "unknown" and "no backend URL" in health["checks"]["backend"]["reason"]
+    truth = agent.get("/health").json()
+    assert health["agent"]["boot_id"] == truth["boot_id"] and health["agent"]["version"] == truth["version"]
+
+    status = agent.get("/status").json()
+    assert res["status"]["version"] == status["version"]
+    assert res["status"]["environment"] == status["environment"]
+    assert "success" not in res["status"]
+
+    docker = res["docker"]
+    assert docker["docker_info_success"] is True
+    assert docker["docker_version"] == agent.get("/diagnostics/docker").json()["diagnostics"]["docker_version"]
+    assert server in [c["name"] for c in docker["containers"]]
+
+    system = res["system"]
+    assert {"uptime", "disk_usage", "memory_info", "top_processes", "dtma_port_status", "environment"} <= set(system)
+    assert system["environment"] == agent.get("/diagnostics/system").json()["diagnostics"]["environment"]
+
+    logs = res["logs"]
+    assert {"dtma_service", "mcp_containers", "application_logs"} <= set(logs)
+    assert len(logs["application_logs"]) <= 5
+    assert server in logs["mcp_containers"]
+
+    mcp = {s["name"]: s for s in res["mcp"]["mcp_servers"]}
+    assert mcp[server]["group_id"] == group
+    probe = agent.get("/mcp/status", params={"probe": "true"}).json()["mcp_servers"]
+    assert {s["name"] for s in probe} == set(mcp)
+    assert "probe" in mcp[server]["health"], mcp[server]
+
+
+def test_default_sections_and_check_mode(agent, ansible_run):
+    r = ansible_run([{MOD: {}}], agent=agent, check=True, env=NO_BACKEND)
+    res = r[0]
+    assert res["failed"] is False and res["changed"] is False, r
+    assert set(res) >= {"health", "status"} and not {"docker", "system", "logs", "mcp"} & set(res)
+    assert res["health"]["overall"] == "healthy"
+    assert "diff" not in res
+
+
+def test_health_with_the_agent_down_reports_unhealthy_and_does_not_fail(make_agent, ansible_run):
+    down = make_agent()
+    down.stop()
+    r = ansible_run([{MOD: {"gather": ["health"]}}], verbosity=3, **hidden(down.url, down.token))
+    res = r[0]
+    assert res["failed"] is False, r
+    assert res["changed"] is False
+    assert res["health"]["overall"] == "unhealthy"
+    api = res["health"]["checks"]["agent_api"]
+    assert api["status"] == "unhealthy" and "did not answer" in api["reason"] and down.url in api["reason"]
+    assert res["health"]["checks"]["docker"]["status"] == "unknown"
+    assert res["health"]["agent"] == {}
+    assert down.token not in r.output
+
+    # a section that needs the agent fails clearly, and still returns the health it gathered
+    r = ansible_run([{MOD: {"gather": ["health", "docker"]}}], verbosity=3, **hidden(down.url, down.token))
+    assert r[0]["failed"] is True
+    assert "docker section" in r[0]["msg"] and "did not answer" in r[0]["msg"], r[0]["msg"]
+    assert r[0]["health"]["overall"] == "unhealthy"
+    assert "Traceback" not in r.output and down.token not in r.output
+
+
+def test_wrong_token_fails_clearly_and_never_shows_the_token(agent, ansible_run):
+    wrong = "wrong-token-" + "y" * 30
+    r = ansible_run([{MOD: {}}], verbosity=3, **hidden(agent.url, wrong))
+    assert r[0]["failed"] is True
+    assert "401" in r[0]["msg"] and "token" in r[0]["msg"], r[0]["msg"]
+    assert r[0]["status"] == 401
+    assert r[0]["health"]["checks"]["agent_api"]["status"] == "healthy"  # /health needs no token
+    assert wrong not in r.output and agent.token not in r.output
+
+    r = ansible_run([{MOD: {"gather": ALL}}], verbosity=3, **hidden(agent.url, agent.token))
+    assert r[0]["failed"] is False, r
+    assert agent.token not in r.output
+
+
+def test_docker_down_is_reported_not_failed(make_agent, ansible_run, docker_proxy):
+    """The agent answers, Docker does not: the docker section carries the agent's account of it, health is unhealthy."""
+    a = make_agent(env={"DOCKER_HOST": docker_proxy.docker_host})
+    docker_proxy.stop()
+    r = ansible_run([{MOD: {"gather": ["health", "docker"]}}], agent=a, env=NO_BACKEND)
+    res = r[0]
+    assert res["failed"] is False, r
+    assert res["docker"]["docker_info_success"] is False and res["docker"]["error"]
+    checks = res["health"]["checks"]
+    assert checks["docker"]["status"] == "unhealthy"
+    assert checks["agent_api"]["status"] == "unhealthy" and "503" in checks["agent_api"]["reason"]
+    assert res["health"]["overall"] == "unhealthy"
+
+
+# --- ssh and backend checks --------------------------------------------------------------------------------
+
+def test_ssh_check_healthy_without_host_key_checking(agent, ansible_run, sshd):
+    r = ansible_run([{MOD: {"gather": ["health"], **sshd.options(ssh_host_key_checking=False)}}], agent=agent, env=NO_BACKEND)
+    res = r[0]
+    assert res["failed"] is False, r
+    ssh = res["health"]["checks"]["ssh"]
+    assert ssh["status"] == "healthy", ssh
+    assert ssh["response_time_ms"] > 0
+    assert res["health"]["overall"] == "healthy"
+
+
+def test_ssh_check_with_a_known_hosts_file(agent, ansible_run, sshd):
+    r = ansible_run([{MOD: {"gather": ["health"], **sshd.options(ssh_known_hosts_file=str(sshd.known_hosts))}}],
+                    agent=agent, env=NO_BACKEND)
+    assert r[0]["health"]["checks"]["ssh"]["status"] == "healthy", r
+
+
+def test_ssh_check_unknown_host_key_is_unhealthy(agent, ansible_run, sshd):
+    r = ansible_run([{MOD: {"gather": ["health"], **sshd.options()}}], agent=agent, env=NO_BACKEND)
+    res = r[0]
+    assert res["failed"] is False, r
+    ssh = res["health"]["checks"]["ssh"]
+    assert ssh["status"] == "unhealthy"
+    assert "known_hosts" in ssh["reason"] and str(sshd.port) in ssh["reason"], ssh
+    assert res["health"]["overall"] == "degraded"
+
+
+def test_ssh_check_closed_port_is_unhealthy(agent, ansible_run):
+    port = free_port()
+    r = ansible_run([{MOD: {"gather": ["health"], "ssh_host": "127.0.0.1", "ssh_port": port, "ssh_connect_timeout": 3}}],
+                    agent=agent, env=NO_BACKEND)
+    ssh = r[0]["health"]["checks"]["ssh"]
+    assert ssh["status"] == "unhealthy" and str(port) in ssh["reason"], ssh
+
+
+def test_backend_check(agent, ansible_run, backend):
+    url = f"http://127.0.0.1:{backend.server_address[1]}/"
+    closed = f"http://127.0.0.1:{free_port()}/"
+    r = ansible_run([{MOD: {"gather": ["health"], "backend_url": url}},
+                     {MOD: {"gather": ["health"], "backend_url": closed}},
+                     {MOD: {"gather": ["health"]}}],
+                    agent=agent, env={"AGENTOPIA_API_BASE_URL": url})
+    ok, down, from_env = (r[i]["health"] for i in range(3))
+    assert ok["checks"]["backend"]["status"] == "healthy" and "HTTP 404" in ok["checks"]["backend"]["reason"], ok
+    assert ok["overall"] == "healthy"
+    assert down["checks"]["backend"]["status"] == "unhealthy" and closed in down["checks"]["backend"]["reason"], down
+    assert down["overall"] == "degraded"
+    assert from_env["checks"]["backend"]["status"] == "healthy", from_env
+    assert backend.seen and not any("Authorization" in h for h in backend.seen), "a token was sent to the backend"
+
+
+def test_bad_log_lines_fails_clearly(agent, ansible_run):
+    r = ansible_run([{MOD: {"gather": ["logs"], "log_lines": 0}}], agent=agent)
+    assert r[0]["failed"] is True and "log_lines" in r[0]["msg"]

@@ -1,0 +1,263 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026, Agentopia
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Unit tests of the agent API client: URL building, answers, typed errors and retries (HTTP is faked)."""
+
+from __future__ import annotations
+
+import pytest
+import requests
+
+from ansible_collections.agentopia.dtma.plugins.module_utils import _api
+from ansible_collections.agentopia.dtma.plugins.module_utils._api import (
+    DtmaAuthError,
+    DtmaBlocked,
+    DtmaClient,
+    DtmaConflict,
+    DtmaConnectionError,
+    DtmaError,
+    DtmaInvalid,
+    DtmaNotFound,
+    DtmaRateLimited,
+    DtmaServerError,
+    error_for,
+)
+
+TOKEN = "unit-test-token-0123456789abcdef"
+
+
+class FakeResponse(object):
+    def __init__(self, status, body=None, text=None, headers=None):
+        self.status_code = status
+        self._body = body
+        self.text = text if text is not None else ""
+        self.headers = headers or {}
+
+    def json(self):
+        if self._body is None:
+            raise ValueError("no JSON")
+        return self._body
+
+
+class FakeSession(object):
+    """Stands in for requests.Session: answers from a script of responses or exceptions, records every call."""
+
+    def __init__(self, script):
+        self.script = list(script)
+        self.calls = []
+        self.headers = {}
+        self.verify = True
+
+    def request(self, method, url, params=None, json=None, timeout=None):
+        self.calls.append(dict(method=method, url=url, params=params, json=json, timeout=timeout))
+        answer = self.script.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+
+@pytest.fixture(autouse=True)
+def no_sleep(monkeypatch):
+    slept = []
+    monkeypatch.setattr(_api.time, "sleep", slept.append)
+    return slept
+
+
+def client_with(script, **kwargs):
+    client = DtmaClient("http://agent.example:30000/", TOKEN, **kwargs)
+    fake = FakeSession(script)
+    fake.headers.update(client.session.headers)
+    fake.verify = client.session.verify
+    client.session = fake
+    return client, fake
+
+
+# --- construction and URLs ---------------------------------------------------------------------------------
+
+def test_session_carries_the_token_and_a_user_agent():
+    client = DtmaClient("http://agent.example:30000", TOKEN)
+    assert client.session.headers["Authorization"] == "Bearer " + TOKEN
+    assert client.session.headers["User-Agent"] == "agentopia.dtma"
+    assert client.timeout == 30
+
+
+@pytest.mark.parametrize("validate_certs, ca_path, verify", [
+    (True, None, True),
+    (True, "/etc/ssl/agent-ca.pem", "/etc/ssl/agent-ca.pem"),
+    (False, None, False),
+    (False, "/etc/ssl/agent-ca.pem", False),
+])
+def test_certificate_verification(validate_certs, ca_path, verify):
+    client = DtmaClient("https://agent.example:30000", TOKEN, validate_certs=validate_certs, ca_path=ca_path)
+    assert client.session.verify == verify
+
+
+def test_url_for_strips_the_trailing_slash_and_quotes_each_segment():
+    client = DtmaClient("http://agent.example:30000///", TOKEN)
+    assert client.url_for() == "http://agent.example:30000"
+    assert client.url_for("tools", "status") == "http://agent.example:30000/tools/status"
+    # a segment can never add a path level or a query
+    assert client.url_for("tools", "a/b", "start") == "http://agent.example:30000/tools/a%2Fb/start"
+    assert client.url_for("mcp", "groups", "../x?y=1#z") == "http://agent.example:30000/mcp/groups/..%2Fx%3Fy%3D1%23z"
+    assert client.url_for("tools", "na me", "é") == "http://agent.example:30000/tools/na%20me/%C3%A9"
+    assert client.url_for("tools", 42) == "http://agent.example:30000/tools/42"
+
+
+# --- answers -----------------------------------------------------------------------------------------------
+
+def test_request_returns_status_and_body_and_passes_params_json_timeout():
+    client, fake = client_with([FakeResponse(201, {"success": True, "data": {"x": 1}})], timeout=7)
+    status, body = client.request("POST", ("tools",), params={"a": 1}, json={"b": 2})
+    assert (status, body) == (201, {"success": True, "data": {"x": 1}})
+    assert fake.calls == [dict(method="POST", url="http://agent.example:30000/tools", params={"a": 1}, json={"b": 2},
+                               timeout=7)]
+
+
+def test_per_call_timeout_wins():
+    client, fake = client_with([FakeResponse(200, {})])
+    client.get("health", timeout=2)
+    assert fake.calls[0]["timeout"] == 2
+
+
+def test_get_post_delete_return_the_body():
+    client, fake = client_with([FakeResponse(200, {"a": 1}), FakeResponse(202, {"b": 2}), FakeResponse(200, {"c": 3})])
+    assert client.get("status") == {"a": 1}
+    assert client.post("restart") == {"b": 2}
+    assert client.delete("tools", "t1", params={"timeout": 0}) == {"c": 3}
+    assert [c["method"] for c in fake.calls] == ["GET", "POST", "DELETE"]
+    assert fake.calls[2]["params"] == {"timeout": 0}
+
+
+def test_ok_decides_which_statuses_are_answers():
+    client, _fake = client_with([FakeResponse(503, {"status": "degraded", "docker": False})])
+    assert client.request("GET", ("health",), ok=(200, 503)) == (503, {"status": "degraded", "docker": False})
+    client, _fake = client_with([FakeResponse(201, {})])
+    with pytest.raises(DtmaError) as info:
+        client.request("POST", ("tools",), ok=(200,))
+    assert info.value.status == 201
+
+
+def test_a_body_that_is_not_json_becomes_a_message():
+    client, _fake = client_with([FakeResponse(200, None, text="plain text")])
+    assert client.get("x") == {"message": "plain text"}
+    client, _fake = client_with([FakeResponse(502, None, text="<html>" + "x" * 2000)])
+    with pytest.raises(DtmaServerError) as info:
+        client.get("x")
+    assert info.value.body["message"] == ("<html>" + "x" * 2000)[:500]
+    assert "HTTP 502" in info.value.message
+
+
+# --- typed errors --------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("status, kind", [
+    (400, DtmaInvalid), (401, DtmaAuthError), (403, DtmaBlocked), (404, DtmaNotFound), (409, DtmaConflict),
+    (422, DtmaInvalid), (429, DtmaRateLimited), (500, DtmaServerError), (502, DtmaServerError),
+    (503, DtmaServerError), (418, DtmaError),
+])
+def test_each_status_has_its_exception(status, kind):
+    body = {"success": False, "error": "e", "message": "what went wrong"}
+    client, _fake = client_with([FakeResponse(status, body)])
+    with pytest.raises(kind) as info:
+        client.post("tools", json={})
+    exc = info.value
+    assert type(exc) is kind  # pylint: disable=unidiomatic-typecheck
+    assert isinstance(exc, DtmaError)
+    assert exc.status == status and exc.body == body
+    assert exc.message == str(exc)
+    assert exc.message.startswith("DTMA agent answered HTTP %s: what went wrong" % status)
+
+
+def test_401_says_to_check_the_token_and_never_contains_it():
+    client, _fake = client_with([FakeResponse(401, {"error": "invalid token", "message": "the bearer token is not valid"})])
+    with pytest.raises(DtmaAuthError) as info:
+        client.get("status")
+    assert "check the token option or DTMA_BEARER_TOKEN" in info.value.message
+    assert TOKEN not in info.value.message
+
+
+def test_429_carries_retry_after():
+    client, _fake = client_with([FakeResponse(429, {"message": "too many restarts"}, headers={"Retry-After": "30"})])
+    with pytest.raises(DtmaRateLimited) as info:
+        client.post("mcp", "servers", "s", "restart")
+    assert info.value.retry_after == "30" and info.value.status == 429
+
+
+@pytest.mark.parametrize("body, text", [
+    ({"message": "m", "reason": "r", "error": "e"}, "m"),
+    ({"reason": "r", "error": "e"}, "r"),
+    ({"error": "e"}, "e"),
+    ({}, "no explanation in the answer"),
+    (["not", "a", "dict"], "no explanation in the answer"),
+    (None, "no explanation in the answer"),
+])
+def test_error_for_takes_the_agents_own_explanation(body, text):
+    exc = error_for(409, body)
+    assert isinstance(exc, DtmaConflict)
+    assert exc.message == "DTMA agent answered HTTP 409: " + text
+    assert exc.body == (body if isinstance(body, dict) else {})
+
+
+def test_dtma_error_defaults():
+    exc = DtmaError("boom")
+    assert exc.message == "boom" and exc.status is None and exc.body == {}
+    assert DtmaRateLimited("slow").retry_after is None
+
+
+# --- retries -----------------------------------------------------------------------------------------------
+
+def test_get_is_retried_on_connection_errors_then_succeeds(no_sleep):
+    client, fake = client_with([requests.exceptions.ConnectionError("refused"), requests.exceptions.Timeout("slow"),
+                                FakeResponse(200, {"ok": 1})])
+    assert client.get("status") == {"ok": 1}
+    assert len(fake.calls) == 3
+    assert no_sleep == [0.5, 1.0]
+
+
+def test_get_gives_up_after_the_retries_with_a_connection_error(no_sleep):
+    client, fake = client_with([requests.exceptions.ConnectionError("refused")] * 3)
+    with pytest.raises(DtmaConnectionError) as info:
+        client.get("status")
+    assert len(fake.calls) == 1 + DtmaClient.GET_RETRIES
+    assert info.value.message == "the DTMA agent at http://agent.example:30000 did not answer: ConnectionError"
+    assert info.value.status is None
+    assert TOKEN not in info.value.message
+
+
+def test_retries_can_be_turned_off_per_client(no_sleep):
+    client, fake = client_with([requests.exceptions.ConnectionError("refused")])
+    client.GET_RETRIES = 0
+    with pytest.raises(DtmaConnectionError):
+        client.get("health")
+    assert len(fake.calls) == 1 and no_sleep == []
+
+
+@pytest.mark.parametrize("method", ["POST", "DELETE", "PUT"])
+def test_other_methods_are_not_retried(method, no_sleep):
+    client, fake = client_with([requests.exceptions.ConnectionError("refused"), FakeResponse(200, {})])
+    with pytest.raises(DtmaConnectionError):
+        client.request(method, ("restart",))
+    assert len(fake.calls) == 1 and no_sleep == []
+
+
+def test_a_timeout_is_a_connection_error():
+    client, _fake = client_with([requests.exceptions.ReadTimeout("read timed out")])
+    with pytest.raises(DtmaConnectionError) as info:
+        client.post("tools", json={})
+    assert info.value.message.endswith("did not answer: ReadTimeout")
+
+
+def test_tls_failures_are_not_retried_and_say_tls(no_sleep):
+    client, fake = client_with([requests.exceptions.SSLError("certificate verify failed")])
+    with pytest.raises(DtmaConnectionError) as info:
+        client.get("status")
+    assert len(fake.calls) == 1 and no_sleep == []
+    assert info.value.message.startswith("TLS failure talking to the DTMA agent at http://agent.example:30000")
+    assert "certificate verify failed" in info.value.message
+
+
+def test_http_errors_are_not_retried():
+    client, fake = client_with([FakeResponse(503, {"message": "docker unavailable"}), FakeResponse(200, {})])
+    with pytest.raises(DtmaServerError):
+        client.get("status")
+    assert len(fake.calls) == 1
