@@ -106,8 +106,9 @@ class DtmaClient(object):
         attempts = 1 + (self.GET_RETRIES if method == "GET" else 0)
         for attempt in range(attempts):
             try:
+                # verify per call: requests lets REQUESTS_CA_BUNDLE/CURL_CA_BUNDLE override Session.verify
                 response = self.session.request(method, url, params=params, json=json,
-                                                timeout=timeout or self.timeout)
+                                                timeout=timeout or self.timeout, verify=self.session.verify)
                 break
             except requests.exceptions.SSLError as exc:
                 raise DtmaConnectionError("TLS failure talking to the DTMA agent at %s: %s" % (self.base_url, exc))

@@ -24,13 +24,13 @@ from __future__ import annotations
 
 import csv
 import fnmatch
-import glob
 import ipaddress
 import json
 import os
 import posixpath
 import re
 import socket
+import sys
 import traceback
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -75,6 +75,7 @@ downloaders             executables whose output piped into a shell is download-
 deny_substrings         {substring: category}: no word may contain these (/dev/tcp/)
 disk_fill_limit_bytes   the most a dd/truncate may write
 loopback_hosts          host names curl/wget may reach (plus every loopback IP)
+loopback_denied_ports   {port: category}: loopback ports never reached (a Docker API on TCP)
 deny_executables        {name: category}: always denied, checked before anything else
 wrappers                {name: wrapper spec}: commands that run another command (env, timeout, ...)
 executables             {name: spec}: what is allowed, and how its arguments are checked
@@ -118,7 +119,8 @@ DEFAULT_POLICY = {
     "write_ok_paths": ["/dev/null", "/dev/stdout", "/dev/stderr"],
     "secret_paths": [
         "/etc/shadow", "/etc/shadow-", "/etc/gshadow", "/etc/gshadow-", "/etc/security/opasswd",
-        "/etc/dtma", "/etc/ssh/ssh_host_*_key", "/etc/ssl/private",
+        "/etc/dtma", "/etc/ssh/ssh_host_*_key", "/etc/ssl/private", "/etc/letsencrypt", "*/ssl/*.key",
+        "*/.env", "*/.env.*",
         "/root/.ssh", "/home/*/.ssh", "*/.ssh/id_*",
         "*/.docker/config.json", "*/.aws", "*/.kube", "*/.netrc", "*/.git-credentials", "*/.pgpass",
         "*/.config/gcloud", "*/.azure", "*/.bash_history", "*/.zsh_history", "*/.python_history",
@@ -183,6 +185,7 @@ DEFAULT_POLICY = {
                         "/inet/udp/": "reverse_shell", "/inet4/": "reverse_shell", "/inet6/": "reverse_shell"},
     "disk_fill_limit_bytes": 1073741824,
     "loopback_hosts": ["localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback"],
+    "loopback_denied_ports": {"2375": "docker_escape", "2376": "docker_escape"},
     "deny_executables": {
         # power
         "shutdown": "power", "reboot": "power", "halt": "power", "poweroff": "power", "init": "power",
@@ -317,7 +320,10 @@ DEFAULT_POLICY = {
         "whoami": {"category": "system_read"}, "groups": {"category": "system_read"},
         "who": {"category": "system_read"}, "w": {"category": "system_read"}, "users": {"category": "system_read"},
         "last": {"category": "system_read"}, "tty": {"category": "system_read"},
-        "getconf": {"category": "system_read"},
+        "getconf": {"category": "system_read"}, "lsb_release": {"category": "system_read"},
+        "pstree": {"category": "process_read"},
+        "sar": {"category": "system_read", "value_flags": ["-o", "-f", "-s", "-e", "-i", "-P", "-n", "-I", "-q"],
+                "path_flags": {"-o": "scratch", "-f": "read"}},
         "vmstat": {"category": "system_read"}, "iostat": {"category": "system_read"},
         "mpstat": {"category": "system_read"}, "lscpu": {"category": "system_read"},
         "lsblk": {"category": "system_read"}, "lsmem": {"category": "system_read"},
@@ -399,6 +405,22 @@ DEFAULT_POLICY = {
                  "deny_flags": {"-f": "dos", "-l": "dos"}},
         "ping6": {"same_as": "ping"},
         "traceroute": {"category": "network_read"}, "tracepath": {"category": "network_read"},
+        "mtr": {"category": "network_read"},
+        # the old net-tools and ethtool: read-only views only
+        "ifconfig": {"category": "network_read", "deny_as": "system_change", "allow_flags": ["-a", "-s", "-v"],
+                     "max_operands": 1},
+        "route": {"category": "network_read", "deny_as": "system_change",
+                  "allow_flags": ["-n", "--numeric", "-e", "--extend", "-v", "--verbose", "-4", "-6", "-F", "--fib", "-C",
+                                  "--cache"], "max_operands": 0},
+        "arp": {"category": "network_read", "deny_as": "system_change",
+                "allow_flags": ["-a", "--all", "-n", "--numeric", "-e", "-v", "--verbose", "-i", "--device"],
+                "value_flags": ["-i", "--device"], "max_operands": 1},
+        "ethtool": {"category": "network_read", "deny_as": "system_change",
+                    "allow_flags": ["-i", "--driver", "-k", "--show-features", "--show-offload", "-g", "--show-ring", "-a",
+                                    "--show-pause", "-c", "--show-coalesce", "-S", "--statistics", "-T",
+                                    "--show-time-stamping", "-l", "--show-channels", "-P", "--show-permaddr", "-m",
+                                    "--dump-module-eeprom", "--module-info", "-h", "--help", "--version"],
+                    "max_operands": 1},
         "dig": {"category": "network_read", "value_flags": ["-b", "-c", "-k", "-p", "-q", "-t", "-x", "-y", "-f"],
                 "path_flags": {"-f": "read", "-k": "read"}},
         "nslookup": {"category": "network_read"}, "host": {"category": "network_read"},
@@ -809,6 +831,7 @@ DEFAULT_POLICY = {
                     "prune": {"category": "docker_prune"}, "rm": {"same_as": "docker rmi"},
                     "pull": {"same_as": "docker pull"}}},
                 "network": {"category": "docker", "subcommands": {
+                    "prune": {"category": "docker_prune"},
                     "ls": {"category": "docker_read", "unknown_args": True},
                     "list": {"category": "docker_read", "unknown_args": True},
                     "inspect": {"category": "docker_read", "unknown_args": True}}},
@@ -818,7 +841,8 @@ DEFAULT_POLICY = {
                     "inspect": {"category": "docker_read", "unknown_args": True}}},
                 "system": {"category": "docker", "subcommands": {
                     "df": {"category": "docker_read", "unknown_args": True}, "info": {"same_as": "docker info"},
-                    "events": {"same_as": "docker events"}}},
+                    "events": {"same_as": "docker events"},
+                    "prune": {"category": "docker_prune", "deny_flags": {"--volumes": "fs_destruction"}}}},
                 "builder": {"category": "docker", "subcommands": {
                     "prune": {"category": "docker_prune"}, "du": {"category": "docker_read"},
                     "ls": {"category": "docker_read"}}},
@@ -943,7 +967,7 @@ _TOP_KEYS = {
     "protected_paths": "map of category to list of paths", "protected_units": _CATS,
     "protected_process_names": _STRS, "env_vars": "map with allow (list) and deny (map)",
     "readable_variables": _STRS, "downloaders": _STRS, "deny_substrings": _CATS, "disk_fill_limit_bytes": _INT,
-    "loopback_hosts": _STRS, "deny_executables": _CATS, "wrappers": "map of name to wrapper spec",
+    "loopback_hosts": _STRS, "loopback_denied_ports": _CATS, "deny_executables": _CATS, "wrappers": "map of name to wrapper spec",
     "executables": "map of name to spec",
 }
 # a custom policy lists its own executables; the safety lists it omits are inherited from the default
@@ -1186,26 +1210,31 @@ def _globs_overlap(user, policy):
     if up == user:
         return fnmatch.fnmatchcase(user, policy)
     a, b = _glob_tokens(user, True), _glob_tokens(policy, False)
-    seen, todo = set(), [(0, 0)]
+    # a shell wildcard starting a path component never matches a leading `.` (no dotglob)
+    hides_dot = [t in (("*", False), ("?", None)) or t[0] == "[" for t in a]
+    hides_dot = [hides_dot[k] and (k == 0 or a[k - 1] == ("c", "/")) for k in range(len(a))]
+    seen, todo = set(), [(0, 0, True)]  # (position in a, position in b, a's star has matched nothing yet)
     while todo:
-        i, j = todo.pop()
-        if (i, j) in seen:
+        state = todo.pop()
+        if state in seen:
             continue
-        seen.add((i, j))
+        seen.add(state)
+        i, j, fresh = state
         ta = a[i] if i < len(a) else None
         tb = b[j] if j < len(b) else None
         if ta is None and tb is None:
             return True
+        dot_barred = i < len(a) and hides_dot[i] and fresh
         if ta and ta[0] == "*":
-            todo.append((i + 1, j))  # the star matches nothing more
-            if tb and tb[0] != "*" and (ta[1] or tb != ("c", "/")):
-                todo.append((i, j + 1))  # the star eats b's character
+            todo.append((i + 1, j, True))  # the star matches nothing more
+            if tb and tb[0] != "*" and (ta[1] or tb != ("c", "/")) and not (dot_barred and tb == ("c", ".")):
+                todo.append((i, j + 1, False))  # the star eats b's character
         if tb and tb[0] == "*":
-            todo.append((i, j + 1))
+            todo.append((i, j + 1, fresh))
             if ta and ta[0] != "*" and (tb[1] or ta != ("c", "/")):
-                todo.append((i + 1, j))
-        if ta and tb and ta[0] != "*" and tb[0] != "*" and _chars_meet(ta, tb, True):
-            todo.append((i + 1, j + 1))
+                todo.append((i + 1, j, True))
+        if ta and tb and ta[0] != "*" and tb[0] != "*" and _chars_meet(ta, tb, True) and not (dot_barred and tb == ("c", ".")):
+            todo.append((i + 1, j + 1, True))
     return False
 
 
@@ -1222,6 +1251,30 @@ def _is_inside(path, root, allow_root):
         return False
     # a wildcard component starting with `.` can match `..` and climb out
     return not any(part.startswith(".") and any(c in part for c in _GLOB_CHARS) for part in path.split("/"))
+
+
+def _expand_glob(pattern, budget=5000):
+    """The paths a shell glob matches now, reading at most `budget` directory entries (None beyond that)."""
+    found = ["/"]
+    for part in pattern.strip("/").split("/"):
+        if not any(c in part for c in "*?["):
+            found = [posixpath.join(base, part) for base in found]
+            continue
+        matched = []
+        for base in found:
+            try:
+                with os.scandir(base) as entries:
+                    for entry in entries:
+                        budget -= 1
+                        if budget < 0:
+                            return None
+                        # like sh: a wildcard never matches a leading dot
+                        if fnmatch.fnmatchcase(entry.name, part) and (part[0] == "." or entry.name[0] != "."):
+                            matched.append(posixpath.join(base, entry.name))
+            except OSError:
+                continue
+        found = matched
+    return [path for path in found if os.path.lexists(path)]
 
 
 def _parse_size(text):
@@ -1408,9 +1461,31 @@ def _parse_options(args, spec, stop_at_operand=False):
 # ---------------------------------------------------------------------------------------------------------
 # The evaluation of one command string or argv
 # ---------------------------------------------------------------------------------------------------------
-_MAX_LENGTH = 16384
-_MAX_DEPTH = 6
-_NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._+-]*\Z")
+_MAX_LENGTH = 16384  # characters of one command string or argv
+_MAX_DEPTH = 6  # sh -c nesting
+_NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._+-]*\Z")  # a plain command name
+
+
+class _ParserStuck(BaseException):
+    """bashlex ran out of its step budget (a BaseException, so that no `except Exception` in bashlex keeps it)."""
+
+
+def _parse(text):
+    """bashlex.parse under a step budget: a few malformed words send bashlex 0.18 into an endless loop."""
+    budget = [20000 + 400 * len(text)]  # real commands need about 120 steps per character
+    previous = sys.gettrace()
+
+    def count(frame, event, arg):
+        budget[0] -= 1
+        if budget[0] < 0:
+            raise _ParserStuck("the shell parser gave up on this input")
+        return count
+
+    sys.settrace(count)
+    try:
+        return bashlex.parse(text)
+    finally:
+        sys.settrace(previous)
 
 
 class _Evaluation:
@@ -1510,8 +1585,8 @@ class _Evaluation:
             self._structural("unknowable", "commands nested too deeply")
             return None
         try:
-            trees = bashlex.parse(text)
-        except Exception as exc:  # bashlex raises ParsingError, NotImplementedError, and worse on odd input
+            trees = _parse(text)
+        except (Exception, _ParserStuck) as exc:  # bashlex raises ParsingError, NotImplementedError, and worse
             self._structural("unparseable", f"cannot parse the command: {exc}")
             return None
         saved, self.src = self.src, text
@@ -1718,7 +1793,10 @@ class _Evaluation:
         """realpath of the path (or of what a glob matches now): symlinks cannot smuggle a path past a rule."""
         try:
             if any(c in path for c in "*?["):
-                return [os.path.realpath(m) for m in glob.glob(path)[:256]]
+                matches = _expand_glob(path)
+                if matches is None:
+                    raise _denial("unknowable", f"{path} matches too much to check its symlinks")
+                return [os.path.realpath(m) for m in matches]
             return [os.path.realpath(path)]
         except OSError as exc:  # e.g. /proc/1/root: a link the agent may not follow is not one it can judge
             raise _denial("unknowable", f"cannot resolve {path}: {exc.strerror or exc}") from None
@@ -2042,7 +2120,7 @@ class _Evaluation:
             raise _denial("log_tampering", f"{label} would change shell history settings")
         option_words = ("-o", "+o", "pipefail", "errexit", "nounset", "xtrace", "noclobber", "noglob", "--")
         if label == "set" and values and values[-1] != "--" and all(
-                re.fullmatch(r"[-+][euxvfnCbhmBP]+", v) or v in option_words for v in values):
+                re.fullmatch(r"[-+][euxvfnCbhmBPo]+", v) or v in option_words for v in values):
             return "shell_option"
         if not values or "-p" in values or values == ["-x"]:
             raise _denial("secrets", f"{label} prints the shell's variables (the agent's environment)")
@@ -2143,7 +2221,8 @@ class _Evaluation:
             i += 2 if takes_value else 1
         rest = values[i:]
         if len(rest) >= 2 and rest[1] not in spec.get("read_actions", ()):
-            raise _denial("system_change", f"{label} {rest[0]} {rest[1]}: only {'/'.join(spec.get('read_actions', ()))} " "are allowed")
+            allowed = "/".join(spec.get("read_actions", ()))
+            raise _denial("system_change", f"{label} {rest[0]} {rest[1]}: only {allowed} are allowed")
         return spec.get("category", "network_read")
 
     def _h_awk(self, spec, label, args, call):
@@ -2202,8 +2281,10 @@ class _Evaluation:
                 continue
             if value in ("-f", "--from-file"):
                 raise _denial("unknowable", f"{label}: a program from a file cannot be checked")
-            if value in ("-L", "--indent", "--tab"):
-                i += 2 if value != "--tab" else 1
+            if value == "-L" and i + 1 < len(args):  # a module dir: `import "x" as $d;` reads x.json from it
+                self._check_path(args[i + 1], "read_tree", f"{label} -L")
+            if value in ("-L", "--indent"):
+                i += 2
                 continue
             if value.startswith("-") and value != "-":
                 i += 1
@@ -2292,7 +2373,7 @@ class _Evaluation:
                 raise _denial("network", f"{label}: remote archives are not allowed: {archive.value}")
             self._check_path(archive, "read" if mode in ("extract", "list") else "scratch", label)
         dirs = parsed.values("-C", "--directory")
-        if mode == "extract":
+        if mode == "extract" and not names & {"-O", "--to-stdout"}:
             for directory in dirs or [_Word(".")]:
                 self._check_path(directory, "scratch_dir", f"{label} -x", "fs_write")
         elif mode in ("create", "append"):
@@ -2344,15 +2425,19 @@ class _Evaluation:
         try:
             parts = urlsplit(url)
             host = parts.hostname or ""
-            bad_port = parts.port == 0  # .port raises ValueError on a malformed port
+            port = parts.port or (443 if parts.scheme.lower() == "https" else 80)  # ValueError when malformed
+            bad_port = parts.port == 0
         except ValueError:
-            bad_port = True
+            port, bad_port = 0, True
         if bad_port:
             raise _denial("network", f"{label}: URL not understood: {word.value}")
         if parts.scheme.lower() not in ("http", "https"):
             raise _denial("network", f"{label}: URL scheme not allowed: {parts.scheme}")
         if not self._is_loopback(host):
             raise _denial("network", f"{label} may only reach loopback addresses, not {host or word.value}")
+        denied = self.p["loopback_denied_ports"].get(str(port))
+        if denied:
+            raise _denial(denied, f"{label}: port {port} is not allowed ({denied})")
 
     def _is_loopback(self, host):
         host = host.rstrip(".").lower()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import json
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -344,6 +345,20 @@ def test_resolve_paths_follows_symlinks(tmp_path):
     assert verdict.rule == "deny.privilege"
 
 
+@pytest.mark.parametrize("user_glob,policy_pattern,overlap", [
+    ("/etc/sh*", "/etc/shadow", True),
+    ("/e?c/*", "/etc/shadow", True),
+    ("/var/log/nginx/*.log", "*/.env.*", False),  # a shell * never matches a leading dot...
+    ("/var/log/nginx/.*", "*/.env.*", True),  # ...an explicit one does
+    ("/root/*", "/root/.ssh", False),
+    ("/home/*/.ssh/id_rsa", "/home/*/.ssh/*", True),
+    ("/proc/1/task/1/environ", "/proc/*/environ", True),  # a policy * crosses /
+    ("/var/log/*/x", "/var/log/a/b/x", False),  # a shell * does not
+])
+def test_glob_overlap_follows_shell_rules(user_glob, policy_pattern, overlap):
+    assert engine._globs_overlap(user_glob, policy_pattern) is overlap
+
+
 # --- packaging: one source of truth, shippable by AnsiballZ ---------------------------------------------------
 def test_agent_engine_is_the_module_utils_file():
     assert Path(engine.__file__).resolve() == ENGINE_SOURCE.resolve()
@@ -356,9 +371,16 @@ def test_engine_is_self_contained_and_python38_syntax():
     imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import)
                 for alias in node.names}
     imported |= {node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
-    assert imported <= {"__future__", "csv", "fnmatch", "glob", "ipaddress", "json", "os", "posixpath", "re",
-                        "socket", "traceback", "dataclasses", "urllib", "bashlex", "yaml"}
+    assert imported <= {"__future__", "csv", "fnmatch", "ipaddress", "json", "os", "posixpath", "re",
+                        "socket", "sys", "traceback", "dataclasses", "urllib", "bashlex", "yaml"}
     assert max(len(line) for line in source.splitlines()) <= 160
+
+
+def test_inputs_that_hang_the_parser_are_denied_quickly():
+    started = time.monotonic()
+    verdict = check("\\;'${'''")  # sends bashlex 0.18 into an endless loop
+    assert verdict.rule == "deny.unparseable"
+    assert time.monotonic() - started < 5
 
 
 def test_without_bashlex_everything_is_denied(monkeypatch):

@@ -43,7 +43,9 @@ def installed(tmp_path_factory):
     assert built.returncode == 0, built.stderr
     tarball = next(work.glob("agentopia-dtma-*.tar.gz"))
     target = work / "collections"
-    done = run([str(BIN / "ansible-galaxy"), "collection", "install", str(tarball), "-p", str(target), "--no-deps"])
+    # the target as the only collections path: a copy installed in ~/.ansible must not satisfy the install
+    done = run([str(BIN / "ansible-galaxy"), "collection", "install", str(tarball), "-p", str(target), "--no-deps", "--force"],
+               env={"ANSIBLE_COLLECTIONS_PATH": str(target)})
     assert done.returncode == 0, done.stderr
     return tarball, target
 

@@ -49,8 +49,8 @@ class FakeSession(object):
         self.headers = {}
         self.verify = True
 
-    def request(self, method, url, params=None, json=None, timeout=None):
-        self.calls.append(dict(method=method, url=url, params=params, json=json, timeout=timeout))
+    def request(self, method, url, params=None, json=None, timeout=None, verify=None):
+        self.calls.append(dict(method=method, url=url, params=params, json=json, timeout=timeout, verify=verify))
         answer = self.script.pop(0)
         if isinstance(answer, Exception):
             raise answer
@@ -93,6 +93,27 @@ def test_certificate_verification(validate_certs, ca_path, verify):
     assert client.session.verify == verify
 
 
+@pytest.mark.parametrize("validate_certs, ca_path, verify", [
+    (False, None, False),
+    (True, "/etc/ssl/agent-ca.pem", "/etc/ssl/agent-ca.pem"),
+])
+def test_ca_bundle_environment_does_not_override_the_options(monkeypatch, validate_certs, ca_path, verify):
+    """A real Session down to the transport adapter: what reaches the TLS layer is what the options said."""
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/nonexistent/env-bundle.pem")
+    monkeypatch.setenv("CURL_CA_BUNDLE", "/nonexistent/env-bundle.pem")
+    seen = []
+
+    def send(adapter, request, **kwargs):
+        seen.append(kwargs["verify"])
+        response = requests.Response()
+        response.status_code, response._content, response.request = 200, b"{}", request
+        return response
+
+    monkeypatch.setattr(requests.adapters.HTTPAdapter, "send", send)
+    DtmaClient("https://agent.example:30000", TOKEN, validate_certs=validate_certs, ca_path=ca_path).get("health")
+    assert seen == [verify]
+
+
 def test_url_for_strips_the_trailing_slash_and_quotes_each_segment():
     client = DtmaClient("http://agent.example:30000///", TOKEN)
     assert client.url_for() == "http://agent.example:30000"
@@ -111,7 +132,7 @@ def test_request_returns_status_and_body_and_passes_params_json_timeout():
     status, body = client.request("POST", ("tools",), params={"a": 1}, json={"b": 2})
     assert (status, body) == (201, {"success": True, "data": {"x": 1}})
     assert fake.calls == [dict(method="POST", url="http://agent.example:30000/tools", params={"a": 1}, json={"b": 2},
-                               timeout=7)]
+                               timeout=7, verify=True)]
 
 
 def test_per_call_timeout_wins():
