@@ -1,56 +1,85 @@
 #!/usr/bin/env bash
-# The main job on a local default: start a DTMA agent against the local Docker engine, deploy a demo
-# MCP group (a streamable-HTTP and an SSE server built from the official MCP SDK), print its health
-# including the MCP probe. `scripts/demo.sh stop` removes the group and stops the agent.
+# The main job, the way an operator runs it, on a local default: a "droplet" (a Debian bookworm
+# container with systemd as PID 1 and sshd, the host's Docker engine reached through its socket), then
+# with ansible-playbook over SSH: playbooks/install.yml (the agent as a hardened systemd service),
+# playbooks/deploy_mcp_group.yml (a demo MCP group, waited for until each server answers MCP) and
+# playbooks/diagnostics.yml (the per-host summary). Re-running converges again (nothing changes).
+#   scripts/demo.sh        bring it all up
+#   scripts/demo.sh stop   remove the demo group (through the agent) and the droplet
 set -euo pipefail
 cd "$(dirname "$0")/.."
-STATE=.demo
+repo=$(pwd)
+STATE=$repo/.demo
+NAME=${DTMA_DROPLET_NAME:-dtma-droplet}
+SSH_PORT=${DTMA_DROPLET_SSH_PORT:-2222}
 PORT=${DTMA_PORT:-30000}
-URL="http://127.0.0.1:$PORT"
+DOCKER=/usr/bin/docker
 
-stop_agent() {
-  if [ -f "$STATE/agent.pid" ] && kill -0 "$(cat "$STATE/agent.pid")" 2>/dev/null; then
-    kill "$(cat "$STATE/agent.pid")"; sleep 1
-  fi
-  rm -f "$STATE/agent.pid"
-}
-
-api() {  # method path [json body]
-  curl -sS -X "$1" -H "Authorization: Bearer $(cat "$STATE/token")" -H 'Content-Type: application/json' \
-    ${3:+--data "$3"} "$URL$2"
-}
+export ANSIBLE_COLLECTIONS_PATH="$STATE/collections"
+export ANSIBLE_NOCOLOR=1 ANSIBLE_RETRY_FILES_ENABLED=0
+playbook() { .venv/bin/ansible-playbook -i "$STATE/inventory.yml" "$@"; }
 
 if [ "${1:-}" = stop ]; then
-  if [ -f "$STATE/token" ]; then api DELETE "/mcp/groups/demo?gracefulTimeoutMs=3000" >/dev/null || true; fi
-  stop_agent
-  echo "demo stopped"
+  if "$DOCKER" inspect -f '{{.State.Running}}' "$NAME" 2>/dev/null | grep -q true; then
+    playbook playbooks/deploy_mcp_group.yml -e dtma_mcp_group_state=absent || echo "demo: could not remove the group through the agent" >&2
+  fi
+  "$DOCKER" rm -f "$NAME" >/dev/null 2>&1 || true
+  echo "demo stopped: droplet $NAME removed"
   exit 0
 fi
 
 bash scripts/setup.sh
-mkdir -p "$STATE" && chmod 700 "$STATE"
-if [ ! -s "$STATE/token" ]; then
-  (umask 077 && openssl rand -hex 32 >"$STATE/token")
-fi
-stop_agent
-DTMA_BEARER_TOKEN=$(cat "$STATE/token") PYTHONUNBUFFERED=1 setsid .venv/bin/dtma-agent --host 127.0.0.1 --port "$PORT" \
-  >"$STATE/agent.log" 2>&1 </dev/null &
-echo $! >"$STATE/agent.pid"
-for _ in $(seq 1 50); do curl -fsS "$URL/health" >/dev/null 2>&1 && break; sleep 0.2; done
-echo "agent: $(curl -sS "$URL/health")"
+mkdir -p "$STATE/collections/ansible_collections/agentopia" "$STATE/tokens" && chmod 700 "$STATE"
+ln -sfn "$repo" "$STATE/collections/ansible_collections/agentopia/dtma"
+[ -f "$STATE/id_ed25519" ] || ssh-keygen -q -t ed25519 -N '' -C dtma-demo -f "$STATE/id_ed25519"
 
-api POST /mcp/groups '{
-  "groupId": "demo",
-  "servers": [
-    {"instanceNameOnToolbox": "demo-echo-http", "dockerImageUrl": "local/mcp-demo:latest",
-     "accountToolInstanceId": "demo-1", "mcpTransportType": "streamable-http", "mcpEndpointPath": "/mcp",
-     "portBindings": {"8080": 31801}, "resourceLimits": "small"},
-    {"instanceNameOnToolbox": "demo-echo-sse", "dockerImageUrl": "local/mcp-demo:latest",
-     "accountToolInstanceId": "demo-2", "mcpTransportType": "sse", "mcpEndpointPath": "/sse",
-     "environmentVariables": {"MCP_TRANSPORT": "sse", "MCP_PATH": "/sse"},
-     "portBindings": {"8080": 31802}, "resourceLimits": "small"}
-  ],
-  "options": {"sharedNetworking": true, "maxConcurrentDeployments": 2}
-}' | .venv/bin/python scripts/demo_report.py deploy
-api GET "/mcp/health/demo?retryFor=5" | .venv/bin/python scripts/demo_report.py health
-echo "agent still running at $URL (token in $STATE/token, log in $STATE/agent.log); stop with: scripts/demo.sh stop"
+# The droplet: what a fresh cloud VM gives us (systemd, sshd, root's authorized key, Docker's socket).
+if [ "$("$DOCKER" inspect -f '{{.State.Running}}' "$NAME" 2>/dev/null)" != true ]; then
+  "$DOCKER" rm -f "$NAME" >/dev/null 2>&1 || true
+  "$DOCKER" run -d --name "$NAME" --hostname droplet-1 --cap-add SYS_ADMIN --cgroupns=host \
+    -v /sys/fs/cgroup:/sys/fs/cgroup:rw -v /var/run/docker.sock:/var/run/docker.sock \
+    --tmpfs /run --tmpfs /run/lock -p "127.0.0.1:$SSH_PORT:22" -p "127.0.0.1:$PORT:$PORT" \
+    local/debian-systemd:bookworm >/dev/null
+  for _ in $(seq 1 50); do
+    "$DOCKER" exec "$NAME" systemctl is-system-running 2>/dev/null | grep -qE 'running|degraded' && break; sleep 0.2
+  done
+  # host keys per droplet (the image's would be shared by every container), then sshd with our key
+  "$DOCKER" exec "$NAME" sh -c 'rm -f /etc/ssh/ssh_host_* && ssh-keygen -A >/dev/null && install -d -m 700 /root/.ssh'
+  "$DOCKER" cp "$STATE/id_ed25519.pub" "$NAME:/root/.ssh/authorized_keys"
+  "$DOCKER" exec "$NAME" sh -c 'chown root:root /root/.ssh/authorized_keys && chmod 600 /root/.ssh/authorized_keys && systemctl restart ssh'
+  : >"$STATE/known_hosts"
+  echo "demo: droplet $NAME up (ssh root@127.0.0.1 -p $SSH_PORT)"
+fi
+for _ in $(seq 1 50); do
+  ssh-keyscan -p "$SSH_PORT" -t ed25519 127.0.0.1 2>/dev/null >"$STATE/known_hosts.new" && [ -s "$STATE/known_hosts.new" ] && break
+  sleep 0.2
+done
+mv "$STATE/known_hosts.new" "$STATE/known_hosts"
+
+cat >"$STATE/inventory.yml" <<EOF
+dtma_hosts:
+  hosts:
+    droplet-1:
+      ansible_host: 127.0.0.1
+      ansible_port: $SSH_PORT
+  vars:
+    ansible_user: root
+    ansible_python_interpreter: /usr/bin/python3
+    ansible_ssh_private_key_file: $STATE/id_ed25519
+    ansible_ssh_common_args: -o UserKnownHostsFile=$STATE/known_hosts -o StrictHostKeyChecking=yes
+    dtma_port: $PORT
+    dtma_generate_token: true
+    dtma_token_file: $STATE/tokens/droplet-1.token
+    # the SSH fallback of restart.yml / redeploy.yml uses the same key and known hosts
+    dtma_ssh_key_file: $STATE/id_ed25519
+    dtma_ssh_known_hosts_file: $STATE/known_hosts
+EOF
+
+echo "== playbooks/install.yml"
+playbook playbooks/install.yml
+echo "== playbooks/deploy_mcp_group.yml"
+playbook playbooks/deploy_mcp_group.yml
+echo "== playbooks/diagnostics.yml"
+playbook playbooks/diagnostics.yml
+echo "demo: agent at http://127.0.0.1:$PORT on droplet $NAME (token in $STATE/tokens/droplet-1.token)."
+echo "      inventory: $STATE/inventory.yml (ANSIBLE_COLLECTIONS_PATH=$STATE/collections); stop with: scripts/demo.sh stop"

@@ -38,3 +38,19 @@ if ! have local/mcp-demo:latest; then
   DOCKER_BUILDKIT=0 "$DOCKER" build --quiet --network none -t local/mcp-demo:latest "$ctx" >/dev/null
   echo "built local/mcp-demo:latest"
 fi
+
+# Debian bookworm with systemd as PID 1, for the role's molecule scenarios (roles/dtma/molecule/).
+# No Docker inside: the host's socket is mounted in. STOPSIGNAL needs a Dockerfile (docker import refuses it).
+if ! have local/debian-systemd:bookworm; then
+  mmdebstrap --quiet --variant=minbase \
+    --include=systemd,systemd-sysv,python3,python3-venv,python3-pip,python3-apt,sudo,dbus,procps,iproute2,openssh-server,ca-certificates \
+    --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/doc/*' \
+    --dpkgopt='path-exclude=/usr/share/locale/*' \
+    bookworm "$work/sysd" /etc/apt/sources.list.d/debian.sources
+  tar -C "$work/sysd" -c . | "$DOCKER" import --change 'CMD ["/lib/systemd/systemd"]' - local/debian-systemd:base >/dev/null
+  rm -rf "$work/sysd"
+  mkdir -p "$work/sysd-ctx"
+  printf 'FROM local/debian-systemd:base\nSTOPSIGNAL SIGRTMIN+3\n' >"$work/sysd-ctx/Dockerfile"
+  DOCKER_BUILDKIT=0 "$DOCKER" build --quiet -t local/debian-systemd:bookworm "$work/sysd-ctx" >/dev/null
+  echo "built local/debian-systemd:bookworm"
+fi

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite: sets up what it needs (Docker engine, images, virtualenv), then runs
 # ansible-test sanity and units on the collection, and the pytest suites against a real Docker engine:
-# tests/agent (the agent's routes and policy) and tests/integration (the modules through ansible-playbook).
-# Extra arguments go to pytest.
+# tests/agent (the agent's routes and policy) and tests/integration (the modules through ansible-playbook);
+# then ansible-lint, the role's molecule scenarios on real systemd, and the main job (scripts/demo.sh) end to
+# end. Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -14,3 +15,13 @@ if [ -d tests/unit ]; then
 fi
 echo "== pytest (agent and modules, real Docker)"
 .venv/bin/pytest -p no:cacheprovider "$@"
+echo "== ansible-lint (production profile) and molecule (roles/dtma on real systemd)"
+DTMA_SKIP_SETUP=1 bash scripts/molecule.sh default
+DTMA_SKIP_SETUP=1 bash scripts/molecule.sh alternative
+ANSIBLE_COLLECTIONS_PATH="${DTMA_CACHE_DIR:-$HOME/.cache/dtma}/collections" .venv/bin/ansible-lint roles playbooks
+echo "== the main job: scripts/demo.sh (droplet, install.yml, deploy_mcp_group.yml, diagnostics.yml), twice"
+trap 'bash scripts/demo.sh stop >/dev/null 2>&1 || true' EXIT
+bash scripts/demo.sh
+# the second run converges to the same state: nothing may change
+bash scripts/demo.sh | tee .demo/second-run.log
+if grep -E 'changed=[1-9]' .demo/second-run.log; then echo "test.sh: the second run of the main job changed something" >&2; exit 1; fi
