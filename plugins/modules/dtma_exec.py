@@ -14,8 +14,8 @@ description:
   - Sends a command to the DTMA agent (C(POST /ssh/execute)), which checks it against its command safety
     policy and runs it. A blocked command fails the task with the policy rule and reason; nothing runs.
   - With O(fallback=ssh), when the agent does not answer, the command is checked against the same policy
-    code on the controller and, only if it is allowed, run over a real SSH connection. The result says which
-    RV(transport) ran it.
+    code on the controller and, only if it is allowed, run over a real SSH connection, in C(/) (where the policy
+    resolved relative paths; the remote login shell must be POSIX). The result says which RV(transport) ran it.
   - Like M(ansible.builtin.command), a command that ran reports C(changed) and a non-zero exit code fails.
 options:
   command:
@@ -151,8 +151,17 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.agentopia.dtma.plugins.module_utils._api import DtmaBlocked, DtmaConnectionError, DtmaError, DtmaRateLimited
 from ansible_collections.agentopia.dtma.plugins.module_utils._common import argument_spec, client
-from ansible_collections.agentopia.dtma.plugins.module_utils._policy import BASHLEX_IMPORT_ERROR, HAS_BASHLEX, default_policy
+from ansible_collections.agentopia.dtma.plugins.module_utils._policy import BASHLEX_IMPORT_ERROR, HAS_BASHLEX, PolicyContext, default_policy
 from ansible_collections.agentopia.dtma.plugins.module_utils._ssh import SshError, run_over_ssh, ssh_settings
+
+
+# The policy resolves relative paths against the working directory, so the SSH fallback runs every command
+# where the local verdict assumed it runs, not in the login's home.
+SSH_CWD = "/"
+
+
+def ssh_command(cmd):
+    return "cd %s || exit 125\n%s" % (shlex.quote(SSH_CWD), cmd)
 
 
 def local_verdict(module, params):
@@ -160,8 +169,9 @@ def local_verdict(module, params):
     if not HAS_BASHLEX:
         module.fail_json(msg=missing_required_lib("bashlex") + " (the SSH fallback checks commands against the policy locally)",
                          exception=BASHLEX_IMPORT_ERROR)
-    policy = default_policy()
-    verdict = policy.check_command(params["command"]) if params["command"] is not None else policy.check_argv(params["argv"])
+    policy, context = default_policy(), PolicyContext(cwd=SSH_CWD)
+    verdict = (policy.check_command(params["command"], context) if params["command"] is not None
+               else policy.check_argv(params["argv"], context))
     return dict(allowed=verdict.allowed, rule=verdict.rule, reason=verdict.reason, policy_source="local")
 
 
@@ -225,7 +235,7 @@ def main():
         try:
             settings = ssh_settings(params)
             settings["command_timeout"] = params["command_timeout"]
-            body = run_over_ssh(cmd, **settings)
+            body = run_over_ssh(ssh_command(cmd), **settings)
         except SshError as ssh_exc:
             module.fail_json(msg="the agent did not answer (%s) and the SSH fallback failed: %s" % (exc.message, ssh_exc), **result)
         ran(result, dict(exit_code=body["rc"], stdout=body["stdout"], stderr=body["stderr"], duration_ms=body["duration_ms"]), "ssh")

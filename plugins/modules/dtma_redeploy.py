@@ -21,9 +21,10 @@ description:
     package version, which need not equal the release directory's name) is returned next to it.
   - When a redeployed agent does not come back and O(rollback) is true, the module rolls back to the previous
     release - through the API (C(POST /redeploy) with version V(previous)) if an agent still answers, otherwise over
-    SSH with a fixed command (C(ln -sfn "$(readlink HOME/previous)" HOME/current.tmp && mv -Tf HOME/current.tmp
-    HOME/current && systemctl restart SERVICE), paths from O(dtma_home) and O(service_name)) - waits for the
-    agent again, and fails, saying whether the rollback worked.
+    SSH with a fixed command that swaps C(HOME/current) and C(HOME/previous) (each replaced atomically with
+    C(ln -sfn) and C(mv -Tf), as the API rollback does, so C(previous) names the failed release) and runs
+    C(systemctl restart SERVICE), paths from O(dtma_home) and O(service_name) - waits for the agent again, and
+    fails, saying whether the rollback worked.
 options:
   mode:
     description: V(restart) the agent, or V(redeploy) it to O(version).
@@ -159,12 +160,14 @@ POLL_TIMEOUT = 2
 
 
 def rollback_command(home, service):
-    """The fixed SSH rollback: point `current` at what `previous` points to (atomically), restart the service."""
-    previous = shlex.quote(posixpath.join(home, "previous"))
-    tmp = shlex.quote(posixpath.join(home, "current.tmp"))
-    current = shlex.quote(posixpath.join(home, "current"))
-    return 'ln -sfn "$(readlink %s)" %s && mv -Tf %s %s && systemctl restart %s' % (
-        previous, tmp, tmp, current, shlex.quote(service))
+    """The fixed SSH rollback: swap `current` and `previous` (each link replaced atomically), as the agent's own
+    POST /redeploy of `previous` does, then restart the service."""
+    p = dict((name.replace(".", "_"), shlex.quote(posixpath.join(home, name)))
+             for name in ("current", "previous", "current.tmp", "previous.tmp"))
+    return ('old="$(readlink {current})" && new="$(readlink {previous})" && '
+            'ln -sfn "$new" {current_tmp} && ln -sfn "$old" {previous_tmp} && '
+            'mv -Tf {current_tmp} {current} && mv -Tf {previous_tmp} {previous} && '
+            'systemctl restart {service}').format(service=shlex.quote(service), **p)
 
 
 def health_view(body):

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+import yaml
 
 from dtma_agent.executor import Executor
 from dtma_agent.policy import DEFAULT_POLICY
@@ -140,12 +141,13 @@ def test_output_flood_is_capped(make_agent):
     assert len(body["stdout"].encode()) <= 65536 and body["stdout"].startswith("1\n2\n3\n")
 
 
-def test_child_environment_is_scrubbed(make_agent, tmp_path):
-    policy = copy.deepcopy(DEFAULT_POLICY)  # an operator policy that lets `printenv` run
+@pytest.mark.parametrize("suffix", ["json", "yaml"])
+def test_child_environment_is_scrubbed(make_agent, tmp_path, suffix):
+    policy = copy.deepcopy(DEFAULT_POLICY)  # an operator policy (JSON or YAML) that lets `printenv` run
     policy["deny_executables"].pop("printenv")
     policy["executables"]["printenv"] = {"category": "system_read"}
-    policy_file = tmp_path / "policy.json"
-    policy_file.write_text(json.dumps(policy))
+    policy_file = tmp_path / f"policy.{suffix}"
+    policy_file.write_text(json.dumps(policy) if suffix == "json" else yaml.safe_dump(policy))
     a = make_agent(env={"DTMA_POLICY_FILE": str(policy_file), "BACKEND_TO_DTMA_API_KEY": "k" + uuid.uuid4().hex * 2,
                         "AGENTOPIA_API_BASE_URL": "http://127.0.0.1:9", "OFFLINE_MODE": "true"})
     body = execute(a, command="printenv").json()

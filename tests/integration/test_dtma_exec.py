@@ -61,6 +61,17 @@ def test_ssh_fallback_runs_only_what_the_policy_allows(ansible_run, dead_url, ss
     assert not os.path.exists(marker)
 
 
+def test_ssh_fallback_runs_where_the_policy_resolved_relative_paths(ansible_run, dead_url, sshd):
+    """The policy judged `tmp/...` as /tmp/...; over SSH the login shell starts in the home directory."""
+    name = f"dtmatest-{uuid.uuid4().hex[:8]}"
+    r = ansible_run([exec_task(command="pwd", fallback="ssh", **sshd.options(ssh_known_hosts_file=str(sshd.known_hosts))),
+                     exec_task(command=f"touch tmp/{name}", fallback="ssh", **sshd.options(ssh_known_hosts_file=str(sshd.known_hosts)))],
+                    defaults={"url": dead_url, "token": "x" * 32})
+    assert r[0]["stdout"] == "/\n" and r[0]["transport"] == "ssh", r
+    assert r[1]["rc"] == 0 and os.path.exists(f"/tmp/{name}"), r
+    os.unlink(f"/tmp/{name}")
+
+
 def test_ssh_fallback_checks_host_keys_by_default(ansible_run, dead_url, sshd):
     options = sshd.options()
     r = ansible_run([exec_task(command="uptime", fallback="ssh", **options),

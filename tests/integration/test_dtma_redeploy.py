@@ -200,7 +200,8 @@ def test_broken_release_is_rolled_back_over_ssh(supervised, sshd_with_systemctl,
     assert res["failed"] is True, r
     assert res["changed"] is True and res["rolled_back"] is True
     assert "rolled back over SSH" in res["msg"] and "answers again" in res["msg"], res["msg"]
-    assert links(home)["current"] == "releases/1.0.0"
+    # swapped as the API rollback does: previous names the failed release
+    assert links(home) == {"current": "releases/1.0.0", "previous": "releases/9.9.9-broken"}
     now = health(agent)
     assert now and now["boot_id"] != before["boot_id"] and res["after"]["boot_id"] == now["boot_id"]
     assert [s["step"] for s in res["steps"]] == ["read health", "request redeploy", "wait for a new agent process",

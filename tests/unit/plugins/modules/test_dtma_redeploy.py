@@ -6,28 +6,50 @@
 
 from __future__ import annotations
 
+import os
 import shlex
+import subprocess
 
 from ansible_collections.agentopia.dtma.plugins.modules import dtma_redeploy
 
 
 def test_rollback_command_for_the_defaults():
     assert dtma_redeploy.rollback_command("/opt/dtma", "dtma") == (
-        'ln -sfn "$(readlink /opt/dtma/previous)" /opt/dtma/current.tmp && '
-        "mv -Tf /opt/dtma/current.tmp /opt/dtma/current && systemctl restart dtma")
+        'old="$(readlink /opt/dtma/current)" && new="$(readlink /opt/dtma/previous)" && '
+        'ln -sfn "$new" /opt/dtma/current.tmp && ln -sfn "$old" /opt/dtma/previous.tmp && '
+        "mv -Tf /opt/dtma/current.tmp /opt/dtma/current && mv -Tf /opt/dtma/previous.tmp /opt/dtma/previous && "
+        "systemctl restart dtma")
 
 
 def test_rollback_command_quotes_every_path_and_the_service():
     command = dtma_redeploy.rollback_command("/srv/my dtma;rm -rf /", "dtma$(id)")
     assert "'/srv/my dtma;rm -rf /'/previous" not in command  # the whole path is one quoted word
-    assert "'/srv/my dtma;rm -rf /previous'" in command
-    assert "'/srv/my dtma;rm -rf /current.tmp'" in command
-    assert "'/srv/my dtma;rm -rf /current'" in command
+    for name in ("current", "previous", "current.tmp", "previous.tmp"):
+        assert "'/srv/my dtma;rm -rf /%s'" % name in command
     assert command.endswith("systemctl restart 'dtma$(id)'")
-    # split as a shell would: the only command substitution is the fixed readlink
+    # split as a shell would: the only command substitutions are the two fixed readlinks
     words = shlex.split(command)
-    assert words[:3] == ["ln", "-sfn", "$(readlink '/srv/my dtma;rm -rf /previous')"]
-    assert words.count("&&") == 2
+    assert words[0] == "old=$(readlink '/srv/my dtma;rm -rf /current')"
+    assert words[2] == "new=$(readlink '/srv/my dtma;rm -rf /previous')"
+    assert command.replace("'dtma$(id)'", "").count("$(") == 2 and words.count("&&") == 6
+
+
+def test_rollback_command_swaps_the_links(tmp_path):
+    """Run it for real (systemctl replaced by a recorder): current and previous trade places."""
+    home = tmp_path / "dtma home"
+    (home / "releases" / "1.0.0").mkdir(parents=True)
+    (home / "releases" / "2.0.0-broken").mkdir()
+    os.symlink("releases/2.0.0-broken", str(home / "current"))
+    os.symlink("releases/1.0.0", str(home / "previous"))
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    (bindir / "systemctl").write_text('#!/bin/sh\necho "$@" > "%s"\n' % (tmp_path / "calls"))
+    (bindir / "systemctl").chmod(0o755)
+    env = dict(os.environ, PATH="%s:%s" % (bindir, os.environ["PATH"]))
+    subprocess.run(["/bin/sh", "-c", dtma_redeploy.rollback_command(str(home), "dtma")], env=env, check=True)
+    assert os.readlink(str(home / "current")) == "releases/1.0.0"
+    assert os.readlink(str(home / "previous")) == "releases/2.0.0-broken"
+    assert (tmp_path / "calls").read_text() == "restart dtma\n"
 
 
 def test_health_view_keeps_the_identifying_fields():
