@@ -249,6 +249,15 @@ def name():
 
 
 @pytest.fixture
+def groups(agent):
+    """Group ids to remove through the shared agent after the test (Docker is the state)."""
+    ids: list[str] = []
+    yield ids
+    for gid in ids:
+        agent.delete(f"/mcp/groups/{gid}", params={"forceRemove": "true"})
+
+
+@pytest.fixture
 def cleanup(docker_api):
     """Remove containers by name after a test, even when it fails halfway."""
     names: list[str] = []

@@ -55,3 +55,14 @@ def client(module):
         module.fail_json(msg="no agent token: set the token option or DTMA_BEARER_TOKEN")
     return DtmaClient(params["url"], params["token"], timeout=params["timeout"],
                       validate_certs=params["validate_certs"], ca_path=params["ca_path"])
+
+
+def fail_json(module, msg, exc=None, **fields):
+    """fail_json with what the agent said about a failed call: HTTP status, its error and the fields it named
+    (unless the caller passes its own, e.g. fields mapped to option names)."""
+    if exc is not None:
+        fields.setdefault("status", exc.status)
+        for key, answer_key in (("agent_error", "error"), ("fields", "fields")):
+            if exc.body.get(answer_key):
+                fields.setdefault(key, exc.body[answer_key])
+    module.fail_json(msg=msg, **fields)

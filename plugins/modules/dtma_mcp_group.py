@@ -325,7 +325,7 @@ from ansible_collections.agentopia.dtma.plugins.module_utils._api import (
     DtmaNotFound,
     DtmaRateLimited,
 )
-from ansible_collections.agentopia.dtma.plugins.module_utils._common import argument_spec, client as make_client
+from ansible_collections.agentopia.dtma.plugins.module_utils._common import argument_spec, client as make_client, fail_json
 
 # The agent's field names and the options they come from, to name the option in the agent's validation errors.
 _OPTION_NAMES = {
@@ -449,13 +449,7 @@ class GroupManager(object):
         return [s for s in body.get("mcp_servers") or [] if s.get("group_id") == self.name]
 
     def fail(self, msg, exc=None, **extra):
-        fields = dict(self.result)
-        fields.update(extra)
-        if exc is not None:
-            fields["status"] = exc.status
-            if exc.body.get("error"):
-                fields["error"] = exc.body["error"]
-        self.module.fail_json(msg=msg, **fields)
+        fail_json(self.module, msg, exc, **dict(self.result, **extra))
 
     # -- states ------------------------------------------------------------------------------------------
 

@@ -158,7 +158,7 @@ from ansible_collections.agentopia.dtma.plugins.module_utils._api import (
     DtmaNotFound,
     DtmaRateLimited,
 )
-from ansible_collections.agentopia.dtma.plugins.module_utils._common import argument_spec, client as make_client
+from ansible_collections.agentopia.dtma.plugins.module_utils._common import argument_spec, client as make_client, fail_json
 
 # Docker states in which the container counts as running (stopping it is a change).
 _RUNNING = ("running", "restarting", "paused")
@@ -180,13 +180,7 @@ class ServerManager(object):
         self.result = {"changed": False}
 
     def fail(self, msg, exc=None, **extra):
-        fields = dict(self.result)
-        fields.update(extra)
-        if exc is not None:
-            fields["status"] = exc.status
-            if exc.body.get("error"):
-                fields["error"] = exc.body["error"]
-        self.module.fail_json(msg=msg, **fields)
+        fail_json(self.module, msg, exc, **dict(self.result, **extra))
 
     def lookup(self):
         body = self.client.get("mcp", "status")

@@ -236,8 +236,7 @@ class ToolManager(object):
         self.predicted = None  # the state after the task, as check mode predicts it
 
     def fail(self, what, exc):
-        self.module.fail_json(msg="%s: %s" % (what, exc.message), status=exc.status, agent_error=exc.body.get("error"),
-                              fields=exc.body.get("fields"), actions=self.actions, tool=self.tool)
+        _common.fail_json(self.module, "%s: %s" % (what, exc.message), exc, actions=self.actions, tool=self.tool)
 
     def current(self):
         """The managed tool of this name, or None (one list call: GET /tools/status)."""

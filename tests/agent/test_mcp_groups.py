@@ -75,15 +75,6 @@ def deploy(agent, body: dict, expect: int | tuple = 201):
 
 
 @pytest.fixture
-def groups(agent):
-    """Group ids to delete at the end of the test (through the shared agent: Docker is the state)."""
-    ids: list[str] = []
-    yield ids
-    for gid in ids:
-        agent.delete(f"/mcp/groups/{gid}", params={"forceRemove": "true"})
-
-
-@pytest.fixture
 def foreign(docker_api, cleanup):
     """Create and start a container the agent does not manage."""
     def make(name: str, host_port: int | None = None) -> str:

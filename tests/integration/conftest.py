@@ -45,14 +45,16 @@ def collections_path(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def ansible_run(collections_path, tmp_path):
-    """ansible_run(tasks, agent=…, check=False, diff=True, env=None, defaults=None, verbosity=0) -> PlayResult.
+    """ansible_run(tasks, agent=…, check=False, diff=True, env=None, defaults=None, verbosity=0, url=None, token=None)
+    -> PlayResult.
 
     Every task gets `register` and `ignore_errors: true`, so failures come back as results to assert on.
-    `defaults` (dict) replaces the connection defaults taken from `agent` (url, token)."""
+    `url` and `token` override the agent's (a wrong token, an agent that is down); `defaults` (dict) replaces the
+    connection defaults altogether."""
     counter = {"n": 0}
 
     def run(tasks: list[dict], agent=None, check: bool = False, diff: bool = True, env: dict | None = None,
-            defaults: dict | None = None, verbosity: int = 0) -> PlayResult:
+            defaults: dict | None = None, verbosity: int = 0, url: str | None = None, token: str | None = None) -> PlayResult:
         counter["n"] += 1
         out_file = tmp_path / f"results-{counter['n']}.json"
         play_tasks = []
@@ -62,8 +64,10 @@ def ansible_run(collections_path, tmp_path):
         play_tasks.append({"name": "collect results", "ansible.builtin.copy": {"content": collected, "dest": str(out_file)},
                            "check_mode": False, "diff": False})
         # the token reaches the play through the environment: ansible prints a failed task's playbook lines
+        url = url or (agent.url if agent else None)
+        token = token if token is not None else (agent.token if agent else None)
         connection = (defaults if defaults is not None else
-                      {"url": agent.url, "token": "{{ lookup('ansible.builtin.env', 'DTMA_TEST_TOKEN') }}"} if agent else {})
+                      {"url": url, "token": "{{ lookup('ansible.builtin.env', 'DTMA_TEST_TOKEN') }}"} if url else {})
         play = [{"name": "module test", "hosts": "localhost", "gather_facts": False, "check_mode": check, "diff": diff,
                  "module_defaults": {"group/agentopia.dtma.dtma": connection}, "tasks": play_tasks}]
         playbook = tmp_path / f"play-{counter['n']}.yml"
@@ -72,8 +76,8 @@ def ansible_run(collections_path, tmp_path):
         run_env.update({"ANSIBLE_COLLECTIONS_PATH": str(collections_path), "ANSIBLE_NOCOLOR": "1",
                         "ANSIBLE_LOCALHOST_WARNING": "0", "ANSIBLE_INVENTORY_UNPARSED_WARNING": "0",
                         "ANSIBLE_PYTHON_INTERPRETER": sys.executable, **(env or {})})
-        if agent is not None:
-            run_env["DTMA_TEST_TOKEN"] = agent.token
+        if token is not None:
+            run_env["DTMA_TEST_TOKEN"] = token
         cmd = [str(ANSIBLE_PLAYBOOK), "-i", "localhost,", "-c", "local", str(playbook)] + (["-" + "v" * verbosity] if verbosity else [])
         done = subprocess.run(cmd, env=run_env, capture_output=True, text=True, timeout=600, check=False)
         output = done.stdout + done.stderr

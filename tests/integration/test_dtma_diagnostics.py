@@ -14,13 +14,6 @@ ALL = ["health", "status", "docker", "system", "logs", "mcp"]
 NO_BACKEND = {"AGENTOPIA_API_BASE_URL": ""}
 
 
-def hidden(url: str, token: str) -> dict:
-    """Connection options with the token templated from the environment, as a real playbook would have it
-    (ansible-core prints the playbook lines around a failed task; a literal token there would be shown by Ansible)."""
-    return {"defaults": {"url": url, "token": "{{ lookup('env', 'TEST_AGENT_TOKEN') }}"},
-            "env": {"TEST_AGENT_TOKEN": token, **NO_BACKEND}}
-
-
 # --- a tiny HTTP server standing in for the backend ------------------------------------------------------
 
 @pytest.fixture
@@ -106,7 +99,7 @@ def test_default_sections_and_check_mode(agent, ansible_run):
 def test_health_with_the_agent_down_reports_unhealthy_and_does_not_fail(make_agent, ansible_run):
     down = make_agent()
     down.stop()
-    r = ansible_run([{MOD: {"gather": ["health"]}}], verbosity=3, **hidden(down.url, down.token))
+    r = ansible_run([{MOD: {"gather": ["health"]}}], verbosity=3, url=down.url, token=down.token, env=NO_BACKEND)
     res = r[0]
     assert res["failed"] is False, r
     assert res["changed"] is False
@@ -118,7 +111,7 @@ def test_health_with_the_agent_down_reports_unhealthy_and_does_not_fail(make_age
     assert down.token not in r.output
 
     # a section that needs the agent fails clearly, and still returns the health it gathered
-    r = ansible_run([{MOD: {"gather": ["health", "docker"]}}], verbosity=3, **hidden(down.url, down.token))
+    r = ansible_run([{MOD: {"gather": ["health", "docker"]}}], verbosity=3, url=down.url, token=down.token, env=NO_BACKEND)
     assert r[0]["failed"] is True
     assert "docker section" in r[0]["msg"] and "did not answer" in r[0]["msg"], r[0]["msg"]
     assert r[0]["health"]["overall"] == "unhealthy"
@@ -127,14 +120,14 @@ def test_health_with_the_agent_down_reports_unhealthy_and_does_not_fail(make_age
 
 def test_wrong_token_fails_clearly_and_never_shows_the_token(agent, ansible_run):
     wrong = "wrong-token-" + "y" * 30
-    r = ansible_run([{MOD: {}}], verbosity=3, **hidden(agent.url, wrong))
+    r = ansible_run([{MOD: {}}], verbosity=3, url=agent.url, token=wrong, env=NO_BACKEND)
     assert r[0]["failed"] is True
     assert "401" in r[0]["msg"] and "token" in r[0]["msg"], r[0]["msg"]
     assert r[0]["status"] == 401
     assert r[0]["health"]["checks"]["agent_api"]["status"] == "healthy"  # /health needs no token
     assert wrong not in r.output and agent.token not in r.output
 
-    r = ansible_run([{MOD: {"gather": ALL}}], verbosity=3, **hidden(agent.url, agent.token))
+    r = ansible_run([{MOD: {"gather": ALL}}], verbosity=3, agent=agent, env=NO_BACKEND)
     assert r[0]["failed"] is False, r
     assert agent.token not in r.output
 

@@ -7,7 +7,6 @@ import time
 import uuid
 
 import docker.errors
-import pytest
 
 from dtma_testing import BUSYBOX, MCP_IMAGE, free_port
 
@@ -26,14 +25,6 @@ def group(gid: str, servers: list | None = None, **options) -> dict:
     return {"name": f"group {gid}", MODULE: args}
 
 
-def hidden_token(url: str, token: str) -> dict:
-    """Connection defaults that take the token from the environment, as a real playbook takes it from a variable:
-    ansible-core 2.19 prints a failed task's playbook lines (module_defaults included), so a literal token there
-    would show up in the output whatever the module does."""
-    return {"defaults": {"url": url, "token": "{{ lookup('ansible.builtin.env', 'MCP_TEST_TOKEN') }}"},
-            "env": {"MCP_TEST_TOKEN": token}}
-
-
 def checked(task: dict) -> dict:
     return {**task, "check_mode": True}
 
@@ -47,15 +38,6 @@ def container(docker_api, server: str) -> dict | None:
 
 def by_name(entries: list) -> dict:
     return {e["name"]: e for e in entries}
-
-
-@pytest.fixture
-def groups(agent):
-    """Group ids to remove through the agent after the test."""
-    ids: list[str] = []
-    yield ids
-    for gid in ids:
-        agent.delete(f"/mcp/groups/{gid}", params={"forceRemove": "true"})
 
 
 def test_check_apply_rerun_rerun_in_check_mode(agent, ansible_run, name, groups, docker_api):
@@ -107,7 +89,7 @@ def test_changed_env_recreates_only_that_server_and_stays_secret(agent, ansible_
     ids = {s["name"]: s["container_id"] for s in r[0]["servers"]}
 
     second = group(gid, [busybox(a, env={"API_KEY": secret_new}), busybox(b)])
-    r = ansible_run([checked(second), second, second], verbosity=3, **hidden_token(agent.url, agent.token))
+    r = ansible_run([checked(second), second, second], verbosity=3, agent=agent)
     assert r.rc == 0, r
     assert {s["name"]: s["action"] for s in r[0]["plan"]} == {a: "recreate", b: "unchanged"}
     assert r[0]["changed"] is True
@@ -247,7 +229,7 @@ def test_unsafe_config_override_fails_with_the_agents_400(agent, ansible_run, na
 
 def test_wrong_token_fails_clearly_and_never_shows_a_token(agent, ansible_run, name):
     wrong = "wrong-token-" + uuid.uuid4().hex
-    r = ansible_run([group(name("grp"), [busybox(name("a"))])], verbosity=3, **hidden_token(agent.url, wrong))
+    r = ansible_run([group(name("grp"), [busybox(name("a"))])], verbosity=3, url=agent.url, token=wrong)
     assert r[0]["failed"] is True and r[0]["status"] == 401
     assert "token" in r[0]["msg"], r[0]["msg"]
     assert wrong not in r.output and agent.token not in r.output
@@ -257,7 +239,7 @@ def test_agent_down_fails_clearly(make_agent, ansible_run, name):
     down = make_agent()
     down.stop()
     r = ansible_run([group(name("grp"), [busybox(name("a"))]), group(name("grp"), state="absent")], verbosity=3,
-                    **hidden_token(down.url, down.token))
+                    url=down.url, token=down.token)
     for result in (r[0], r[1]):
         assert result["failed"] is True
         assert "could not reach the DTMA agent" in result["msg"] and down.url in result["msg"], result["msg"]

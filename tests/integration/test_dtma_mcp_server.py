@@ -21,13 +21,6 @@ def server(name: str, state: str | None = None, check: bool = False, **options) 
     return task
 
 
-def hidden_token(url: str, token: str) -> dict:
-    """The token from the environment, as a real playbook takes it from a variable (ansible-core 2.19 prints a
-    failed task's playbook lines, module_defaults included)."""
-    return {"defaults": {"url": url, "token": "{{ lookup('ansible.builtin.env', 'MCP_TEST_TOKEN') }}"},
-            "env": {"MCP_TEST_TOKEN": token}}
-
-
 @pytest.fixture
 def deployed(agent, name):
     """A group with one busybox MCP server, deployed straight through the agent; removed afterwards."""
@@ -90,7 +83,7 @@ def test_unknown_server_fails_clearly(agent, ansible_run, name):
 
 def test_wrong_token_fails_clearly_and_never_shows_a_token(agent, ansible_run, name):
     wrong = "wrong-token-" + uuid.uuid4().hex
-    r = ansible_run([server(name("srv"), "started")], verbosity=3, **hidden_token(agent.url, wrong))
+    r = ansible_run([server(name("srv"), "started")], verbosity=3, url=agent.url, token=wrong)
     assert r[0]["failed"] is True and r[0]["status"] == 401
     assert "check the token option" in r[0]["msg"], r[0]["msg"]
     assert wrong not in r.output and agent.token not in r.output
@@ -99,7 +92,7 @@ def test_wrong_token_fails_clearly_and_never_shows_a_token(agent, ansible_run, n
 def test_agent_down_fails_clearly(make_agent, ansible_run, name):
     down = make_agent()
     down.stop()
-    r = ansible_run([server(name("srv"), "stopped")], verbosity=3, **hidden_token(down.url, down.token))
+    r = ansible_run([server(name("srv"), "stopped")], verbosity=3, url=down.url, token=down.token)
     assert r[0]["failed"] is True
     assert "could not reach the DTMA agent" in r[0]["msg"] and down.url in r[0]["msg"], r[0]["msg"]
     assert down.token not in r.output

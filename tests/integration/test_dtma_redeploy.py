@@ -85,13 +85,6 @@ def health(agent: Agent) -> dict | None:
         return None
 
 
-def hidden(url: str, token: str) -> dict:
-    """The token templated from the environment, as a real playbook has it (ansible-core prints the playbook lines
-    around a failed task, so a literal token in the playbook would be shown by Ansible itself)."""
-    return {"defaults": {"url": url, "token": "{{ lookup('env', 'TEST_AGENT_TOKEN') }}"},
-            "env": {"TEST_AGENT_TOKEN": token}}
-
-
 @pytest.fixture
 def supervised(tmp_path, docker_api):
     """(home, agent): an agent with DTMA_HOME whose releases 1.0.0 and 1.1.0 are real, current -> 1.0.0."""
@@ -195,7 +188,7 @@ def test_broken_release_is_rolled_back_over_ssh(supervised, sshd_with_systemctl,
     sshd = sshd_with_systemctl
     before = health(agent)
     r = ansible_run([{MOD: {"mode": "redeploy", "version": "9.9.9-broken", "wait_timeout": 5, "dtma_home": str(home),
-                            **sshd.options(ssh_host_key_checking=False)}}], verbosity=3, **hidden(agent.url, agent.token))
+                            **sshd.options(ssh_host_key_checking=False)}}], verbosity=3, agent=agent)
     res = r[0]
     assert res["failed"] is True, r
     assert res["changed"] is True and res["rolled_back"] is True
@@ -213,7 +206,7 @@ def test_broken_release_is_rolled_back_over_ssh(supervised, sshd_with_systemctl,
 
 def test_broken_release_without_ssh_says_it_could_not_roll_back(supervised, ansible_run):
     home, agent, _supervisor = supervised
-    r = ansible_run([{MOD: {"mode": "redeploy", "version": "9.9.9-broken", "wait_timeout": 3}}], **hidden(agent.url, agent.token))
+    r = ansible_run([{MOD: {"mode": "redeploy", "version": "9.9.9-broken", "wait_timeout": 3}}], agent=agent)
     res = r[0]
     assert res["failed"] is True and res["rolled_back"] is False, r
     assert "could not be rolled back" in res["msg"] and "ssh_host" in res["msg"], res["msg"]
@@ -235,7 +228,7 @@ def test_wrong_token_and_agent_down(supervised, ansible_run, make_agent):
     home, agent, _supervisor = supervised
     before = health(agent)
     wrong = "wrong-token-" + "z" * 30
-    r = ansible_run([{MOD: {"mode": "restart"}}], verbosity=3, **hidden(agent.url, wrong))
+    r = ansible_run([{MOD: {"mode": "restart"}}], verbosity=3, url=agent.url, token=wrong)
     assert r[0]["failed"] is True and "401" in r[0]["msg"] and "token" in r[0]["msg"], r[0]["msg"]
     assert r[0]["changed"] is False
     assert wrong not in r.output and agent.token not in r.output
@@ -243,6 +236,6 @@ def test_wrong_token_and_agent_down(supervised, ansible_run, make_agent):
 
     down = make_agent()
     down.stop()
-    r = ansible_run([{MOD: {"mode": "restart"}}], verbosity=3, **hidden(down.url, down.token))
+    r = ansible_run([{MOD: {"mode": "restart"}}], verbosity=3, url=down.url, token=down.token)
     assert r[0]["failed"] is True and "does not answer" in r[0]["msg"] and down.url in r[0]["msg"], r[0]["msg"]
     assert "Traceback" not in r.output and down.token not in r.output

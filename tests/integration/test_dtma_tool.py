@@ -8,13 +8,6 @@ SLEEP = {"Cmd": ["sleep", "3600"]}
 MOD = "agentopia.dtma.dtma_tool"
 
 
-def hidden(url: str, token: str) -> dict:
-    """Connection options with the token read from the environment, as a real playbook would template it: a failing
-    task makes ansible-core print the playbook lines around it, so a literal token there would be shown by Ansible
-    itself, not by the module."""
-    return {"defaults": {"url": url, "token": "{{ lookup('env', 'TEST_AGENT_TOKEN') }}"}, "env": {"TEST_AGENT_TOKEN": token}}
-
-
 def spec(name: str, **options) -> dict:
     return {"name": name, "image": BUSYBOX, "account_tool_instance_id": "acct-it", "config": SLEEP,
             "stop_timeout": 0, **options}
@@ -204,12 +197,12 @@ def test_port_conflict_is_reported(agent, ansible_run, docker_api, cleanup, name
 
 def test_wrong_token_fails_and_never_shows_a_token(agent, ansible_run, name):
     wrong = "wrong-token-" + "x" * 30
-    r = ansible_run([{MOD: spec(name("tool-auth"))}], verbosity=3, **hidden(agent.url, wrong))
+    r = ansible_run([{MOD: spec(name("tool-auth"))}], verbosity=3, url=agent.url, token=wrong)
     assert r[0]["failed"] is True
     assert "401" in r[0]["msg"] and "token" in r[0]["msg"], r[0]["msg"]
     assert wrong not in r.output and agent.token not in r.output
 
-    r = ansible_run([{MOD: spec(name("tool-auth"), state="absent")}], verbosity=3, **hidden(agent.url, agent.token))
+    r = ansible_run([{MOD: spec(name("tool-auth"), state="absent")}], verbosity=3, agent=agent)
     assert r[0]["failed"] is False, r
     assert agent.token not in r.output
 
@@ -217,7 +210,7 @@ def test_wrong_token_fails_and_never_shows_a_token(agent, ansible_run, name):
 def test_agent_down_fails_clearly(make_agent, ansible_run, name):
     down = make_agent()
     down.stop()
-    r = ansible_run([{MOD: spec(name("tool-down"))}], verbosity=3, **hidden(down.url, down.token))
+    r = ansible_run([{MOD: spec(name("tool-down"))}], verbosity=3, url=down.url, token=down.token)
     assert r[0]["failed"] is True
     assert "did not answer" in r[0]["msg"] and down.url in r[0]["msg"], r[0]["msg"]
     assert "Traceback" not in r.output
