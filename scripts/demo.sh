@@ -6,6 +6,7 @@
 # playbooks/diagnostics.yml (the per-host summary). Re-running converges again (nothing changes).
 #   scripts/demo.sh        bring it all up
 #   scripts/demo.sh stop   remove the demo group (through the agent) and the droplet
+#   scripts/demo.sh playbook playbooks/restart.yml [args]   any playbook against the running droplet
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
@@ -18,6 +19,13 @@ DOCKER=/usr/bin/docker
 export ANSIBLE_COLLECTIONS_PATH="$STATE/collections"
 export ANSIBLE_NOCOLOR=1 ANSIBLE_RETRY_FILES_ENABLED=0
 playbook() { .venv/bin/ansible-playbook -i "$STATE/inventory.yml" "$@"; }
+
+if [ "${1:-}" = playbook ]; then
+  [ -f "$STATE/inventory.yml" ] || { echo "demo: no droplet inventory; run scripts/demo.sh first" >&2; exit 1; }
+  shift
+  playbook "$@"
+  exit
+fi
 
 if [ "${1:-}" = stop ]; then
   if "$DOCKER" inspect -f '{{.State.Running}}' "$NAME" 2>/dev/null | grep -q true; then

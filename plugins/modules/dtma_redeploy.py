@@ -19,6 +19,9 @@ description:
   - Then the module polls C(GET /health) until an agent process with a different C(boot_id) answers, within
     O(wait_timeout). The new C(boot_id) is the proof that a new process runs; the reported C(version) (the agent's
     package version, which need not equal the release directory's name) is returned next to it.
+  - V(restart) with O(ssh_host) given falls back to SSH when the agent does not answer C(GET /health), or does not
+    come back after C(POST /restart) within O(wait_timeout); it runs C(systemctl restart SERVICE) over SSH and waits
+    for the agent again. RV(transport) says which one restarted it.
   - When a redeployed agent does not come back and O(rollback) is true, the module rolls back to the previous
     release - through the API (C(POST /redeploy) with version V(previous)) if an agent still answers, otherwise over
     SSH with a fixed command that swaps C(HOME/current) and C(HOME/previous) (each replaced atomically with
@@ -50,7 +53,7 @@ options:
     type: path
     default: /opt/dtma
   service_name:
-    description: The agent's systemd service, restarted by the SSH rollback.
+    description: The agent's systemd service, restarted by the SSH rollback and the SSH restart.
     type: str
     default: dtma
 extends_documentation_fragment:
@@ -139,6 +142,11 @@ steps:
     - {step: read health, started: "2026-01-01T00:00:00.000Z", duration_ms: 3.2, result: "boot_id 5b0c7e0e, version 0.1.0"}
     - {step: request redeploy, started: "2026-01-01T00:00:00.004Z", duration_ms: 41.7, result: switched to release 1.4.0; restarting}
     - {step: wait for a new agent process, started: "2026-01-01T00:00:00.046Z", duration_ms: 1830.5, result: "boot_id 9d1f2e3c"}
+transport:
+  description: What restarted the agent with O(mode=restart), V(api) (C(POST /restart)) or V(ssh) (C(systemctl restart)).
+  returned: when O(mode=restart) and the agent was restarted
+  type: str
+  sample: api
 rolled_back:
   description: Whether a rollback was done (only when the task failed).
   returned: on failure after a redeploy
@@ -241,7 +249,10 @@ class Redeployer(object):
         mode, version = self.params["mode"], self.params["version"]
         before = self.step("read health", self.read_health)
         if before is None:
-            self.fail("cannot %s the DTMA agent, it does not answer GET /health: %s" % (mode, self.error.message),
+            if mode == "restart" and self.params["ssh_host"]:
+                self.restart_over_ssh(None, "the agent does not answer GET /health: %s" % self.error.message)
+            self.fail("cannot %s the DTMA agent, it does not answer GET /health: %s%s"
+                      % (mode, self.error.message, " (set ssh_host to restart it over SSH)" if mode == "restart" else ""),
                       status=self.error.status)
         self.result["before"] = health_view(before)
         if mode == "redeploy":
@@ -254,6 +265,8 @@ class Redeployer(object):
         segments, body = (("restart",), None) if mode == "restart" else (("redeploy",), {"version": version})
         answer = self.step("request " + mode, lambda: self.request("POST", segments, json=body))
         if answer is None:
+            if mode == "restart" and self.params["ssh_host"] and self.error.status is None:
+                self.restart_over_ssh(before["boot_id"], "POST /restart got no answer: %s" % self.error.message)
             self.fail("the DTMA agent did not %s: %s" % (mode, self.error.message), status=self.error.status)
         status, reply = answer
         if mode == "redeploy":
@@ -262,6 +275,8 @@ class Redeployer(object):
                 self.result["after"] = self.result["before"]
                 self.module.exit_json(**self.result)  # already current: nothing was done
         self.result["changed"] = True
+        if mode == "restart":
+            self.result["transport"] = "api"
 
         after = self.step("wait for a new agent process", lambda: self.wait_for_new(before["boot_id"]))
         if after:
@@ -270,6 +285,8 @@ class Redeployer(object):
 
         waited = self.steps[-1]["result"]
         if mode == "restart":
+            if self.params["ssh_host"]:
+                self.restart_over_ssh(before["boot_id"], "the agent did not come back after POST /restart: %s" % waited)
             self.fail("the DTMA agent did not come back after the restart: %s. Check its service manager "
                       "(systemctl status %s) on the host." % (waited, self.params["service_name"]))
         if not self.params["rollback"]:
@@ -306,11 +323,28 @@ class Redeployer(object):
             return None, "not possible: %s" % text
         return "through the API", text
 
+    def restart_over_ssh(self, old_boot_id, why):
+        """`systemctl restart` over SSH, then wait for an agent process other than old_boot_id; exits the module."""
+        self.result.update(changed=True, transport="ssh")
+        if self.module.check_mode:
+            self.module.exit_json(**self.result)
+        command = "systemctl restart %s" % shlex.quote(self.params["service_name"])
+        if not self.step("restart over SSH", lambda: self.ssh(command)):
+            self.fail("%s; the restart over SSH failed too: %s" % (why, self.steps[-1]["result"]))
+        after = self.step("wait for a new agent process", lambda: self.wait_for_new(old_boot_id))
+        if not after:
+            self.fail("%s; it was restarted over SSH but did not answer: %s" % (why, self.steps[-1]["result"]))
+        self.result["after"] = health_view(after)
+        self.module.exit_json(**self.result)
+
     def rollback_ssh(self):
-        # imported here: paramiko takes ~0.1 s to import and only a failed redeploy needs it
+        return self.ssh(rollback_command(self.params["dtma_home"], self.params["service_name"]))
+
+    def ssh(self, command):
+        """Run one fixed command over SSH; (True, what ran) or (False, why not)."""
+        # imported here: paramiko takes ~0.1 s to import and only the SSH paths need it
         from ansible_collections.agentopia.dtma.plugins.module_utils._ssh import SshError, run_over_ssh, ssh_settings
 
-        command = rollback_command(self.params["dtma_home"], self.params["service_name"])
         try:
             done = run_over_ssh(command, **ssh_settings(self.params))
         except SshError as exc:

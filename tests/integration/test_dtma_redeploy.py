@@ -111,8 +111,11 @@ def sshd_with_systemctl(tmp_path, supervised):
     stub = tmp_path / "stub-bin"
     stub.mkdir()
     calls = tmp_path / "systemctl.calls"
+    # like `systemctl restart`: returns once the old process is gone; CONT first so a hung (SIGSTOPped) agent dies too
     (stub / "systemctl").write_text(f'#!/bin/sh\necho "$*" >> {calls}\n'
-                                    f'[ "$1" = restart ] && kill "$(cat {supervisor.pidfile})" 2>/dev/null\nexit 0\n')
+                                    f'[ "$1" = restart ] || exit 0\npid=$(cat {supervisor.pidfile})\n'
+                                    f'kill -CONT "$pid" 2>/dev/null; kill "$pid" 2>/dev/null\n'
+                                    f'while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done\nexit 0\n')
     (stub / "systemctl").chmod(0o755)
     (tmp_path / "sshd").mkdir()
     os.makedirs("/run/sshd", exist_ok=True)
@@ -238,4 +241,38 @@ def test_wrong_token_and_agent_down(supervised, ansible_run, make_agent):
     down.stop()
     r = ansible_run([{MOD: {"mode": "restart"}}], verbosity=3, url=down.url, token=down.token)
     assert r[0]["failed"] is True and "does not answer" in r[0]["msg"] and down.url in r[0]["msg"], r[0]["msg"]
+    assert "set ssh_host to restart it over SSH" in r[0]["msg"]
     assert "Traceback" not in r.output and down.token not in r.output
+
+
+def test_restart_of_a_hung_agent_falls_back_to_ssh(supervised, sshd_with_systemctl, ansible_run):
+    """The agent's process is stopped (SIGSTOP): its port is open but nothing answers. restart.yml's fallback."""
+    _home, agent, supervisor = supervised
+    sshd = sshd_with_systemctl
+    hung = int(supervisor.pidfile.read_text())
+    old_boot = health(agent)["boot_id"]
+    os.kill(hung, signal.SIGSTOP)
+    try:
+        task = {MOD: {"mode": "restart", "timeout": 2, "wait_timeout": 20, **sshd.options(ssh_host_key_checking=False)}}
+        r = ansible_run([dict(task, check_mode=True), task], agent=agent, verbosity=3)
+    finally:
+        try:
+            os.kill(hung, signal.SIGCONT)
+        except ProcessLookupError:
+            pass
+    check, res = r[0], r[1]
+    assert check["changed"] is True and check["transport"] == "ssh" and check["failed"] is False, check
+    assert res["failed"] is False and res["changed"] is True and res["transport"] == "ssh", res
+    assert [s["step"] for s in res["steps"]] == ["read health", "restart over SSH", "wait for a new agent process"]
+    now = health(agent)
+    assert now["boot_id"] not in (None, old_boot) and res["after"]["boot_id"] == now["boot_id"]
+    assert sshd.calls.read_text() == "restart dtma\n"  # check mode sent nothing
+    assert agent.token not in r.output
+
+
+def test_restart_over_ssh_that_fails_says_so(supervised, ansible_run, dead_url):
+    _home, agent, _supervisor = supervised
+    r = ansible_run([{MOD: {"mode": "restart", "ssh_host": "127.0.0.1", "ssh_port": int(dead_url.rsplit(":", 1)[1]),
+                            "ssh_connect_timeout": 2}}], url=dead_url, token=agent.token)
+    assert r[0]["failed"] is True and r[0]["transport"] == "ssh", r
+    assert "does not answer GET /health" in r[0]["msg"] and "the restart over SSH failed too" in r[0]["msg"], r[0]["msg"]
