@@ -54,3 +54,28 @@ if ! have local/debian-systemd:bookworm; then
   DOCKER_BUILDKIT=0 "$DOCKER" build --quiet -t local/debian-systemd:bookworm "$work/sysd-ctx" >/dev/null
   echo "built local/debian-systemd:bookworm"
 fi
+
+# Ubuntu jammy with systemd as PID 1, the role's second platform (molecule default). The archive is verified
+# with the Ubuntu Archive Automatic Signing Key (2018), taken from the ubuntu-keyring package and pinned here
+# by fingerprint: Debian does not ship that key, and no key server is reachable from CI.
+UBUNTU_ARCHIVE_KEY=F6ECB3762474EDA9D21B7022871920D1991BC93C
+if ! have local/ubuntu-systemd:jammy; then
+  mkdir -p "$work/ukr/gnupg" && chmod 700 "$work/ukr/gnupg"
+  curl -fsS -o "$work/ukr/keyring.deb" \
+    http://archive.ubuntu.com/ubuntu/pool/main/u/ubuntu-keyring/ubuntu-keyring_2021.03.26_all.deb
+  dpkg-deb -x "$work/ukr/keyring.deb" "$work/ukr/deb"
+  gpg --homedir "$work/ukr/gnupg" --quiet --import "$work/ukr/deb/usr/share/keyrings/ubuntu-archive-keyring.gpg" 2>/dev/null
+  gpg --homedir "$work/ukr/gnupg" --export "$UBUNTU_ARCHIVE_KEY" >"$work/ukr/archive.gpg"
+  [ -s "$work/ukr/archive.gpg" ] || { echo "images.sh: the Ubuntu archive key $UBUNTU_ARCHIVE_KEY is not in ubuntu-keyring" >&2; exit 1; }
+  mmdebstrap --quiet --variant=minbase --keyring="$work/ukr/archive.gpg" --components=main,universe \
+    --include=systemd,systemd-sysv,python3,python3-venv,python3-pip,python3-apt,sudo,dbus,procps,iproute2,openssh-server,ca-certificates \
+    --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/doc/*' \
+    --dpkgopt='path-exclude=/usr/share/locale/*' \
+    jammy "$work/jammy" http://archive.ubuntu.com/ubuntu
+  tar -C "$work/jammy" -c . | "$DOCKER" import --change 'CMD ["/lib/systemd/systemd"]' - local/ubuntu-systemd:base >/dev/null
+  rm -rf "$work/jammy" "$work/ukr"
+  mkdir -p "$work/jammy-ctx"
+  printf 'FROM local/ubuntu-systemd:base\nSTOPSIGNAL SIGRTMIN+3\n' >"$work/jammy-ctx/Dockerfile"
+  DOCKER_BUILDKIT=0 "$DOCKER" build --quiet -t local/ubuntu-systemd:jammy "$work/jammy-ctx" >/dev/null
+  echo "built local/ubuntu-systemd:jammy"
+fi

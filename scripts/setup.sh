@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 DOCKER=/usr/bin/docker
 
 missing=()
-for pkg in docker.io busybox-static mmdebstrap openssh-server openssh-client shellcheck; do
+for pkg in docker.io busybox-static mmdebstrap openssh-server openssh-client shellcheck curl gpg; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
 done
 if [ ${#missing[@]} -gt 0 ]; then
