@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import csv
 import fnmatch
+import importlib.util
 import ipaddress
 import json
 import os
@@ -31,18 +32,12 @@ import posixpath
 import re
 import socket
 import sys
-import traceback
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-try:
-    import bashlex
-    HAS_BASHLEX = True
-    BASHLEX_IMPORT_ERROR = None
-except ImportError:
-    bashlex = None
-    HAS_BASHLEX = False
-    BASHLEX_IMPORT_ERROR = traceback.format_exc()
+# bashlex is imported on first parse (about 5 MB an agent that never runs a command does not need)
+HAS_BASHLEX = importlib.util.find_spec("bashlex") is not None
+BASHLEX_IMPORT_ERROR = None if HAS_BASHLEX else "ModuleNotFoundError: No module named 'bashlex'"
 
 try:
     import yaml
@@ -1481,6 +1476,8 @@ def _parse(text):
         budget[0] -= 1
         if budget[0] < 0:
             raise _ParserStuck("the shell parser gave up on this input")
+
+    import bashlex  # pylint: disable=import-outside-toplevel
 
     sys.settrace(count)
     try:

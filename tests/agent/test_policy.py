@@ -371,7 +371,7 @@ def test_engine_is_self_contained_and_python38_syntax():
     imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import)
                 for alias in node.names}
     imported |= {node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
-    assert imported <= {"__future__", "csv", "fnmatch", "ipaddress", "json", "os", "posixpath", "re",
+    assert imported <= {"__future__", "csv", "fnmatch", "importlib", "ipaddress", "json", "os", "posixpath", "re",
                         "socket", "sys", "traceback", "dataclasses", "urllib", "bashlex", "yaml"}
     assert max(len(line) for line in source.splitlines()) <= 160
 
