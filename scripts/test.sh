@@ -19,6 +19,7 @@ echo "== ansible-lint (production profile) and molecule (roles/dtma on real syst
 DTMA_SKIP_SETUP=1 bash scripts/molecule.sh default
 DTMA_SKIP_SETUP=1 bash scripts/molecule.sh alternative
 DTMA_SKIP_SETUP=1 bash scripts/molecule.sh index
+DTMA_SKIP_SETUP=1 bash scripts/molecule.sh docker
 ANSIBLE_COLLECTIONS_PATH="${DTMA_CACHE_DIR:-$HOME/.cache/dtma}/collections" .venv/bin/ansible-lint roles playbooks
 echo "== the main job: scripts/demo.sh (droplet, install.yml, deploy_mcp_group.yml, diagnostics.yml), twice"
 trap 'bash scripts/demo.sh stop >/dev/null 2>&1 || true' EXIT
