@@ -6,11 +6,13 @@ Dangerous commands are only ever sent with dry_run: true (or blocked by the rout
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import json
 import os
 import stat
 import threading
+import time
 import uuid
 from pathlib import Path
 
@@ -128,9 +130,65 @@ def test_background_jobs_do_not_outlive_a_finished_command(agent, tmp_path):
     # the policy refuses `&`; the executor still makes sure nothing of a finished command's group survives
     assert execute(agent, command="sleep 5 & echo started", dry_run=True).json()["allowed"] is False
     tag = f"{71 + uuid.uuid4().int % 1000 / 1000:.3f}"
-    result = Executor(scratch_dir=str(tmp_path)).run(["sh", "-c", f"sleep {tag} & echo started"], timeout_s=10)
+    result = asyncio.run(Executor(scratch_dir=str(tmp_path)).run(["sh", "-c", f"sleep {tag} & echo started"], timeout_s=10))
     assert result.stdout == "started\n" and result.timed_out is False
     assert not _sleepers(tag)
+
+
+def test_a_cancelled_execution_leaves_nothing_running(tmp_path):
+    # a request the server cancels (shutdown, client gone) must not leave the command behind
+    tag = f"{81 + uuid.uuid4().int % 1000 / 1000:.3f}"
+
+    async def cancel_midway():
+        task = asyncio.ensure_future(Executor(scratch_dir=str(tmp_path)).run(["sh", "-c", f"sleep {tag}; true"], 30))
+        await asyncio.sleep(0.5)
+        assert _sleepers(tag), "the command never started"
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(cancel_midway())
+    assert not _sleepers(tag)
+
+
+def test_executor_without_pidfd_waits_in_a_thread(monkeypatch, tmp_path):
+    # kernels before 5.3 have no pidfd_open: same results, same timeout handling
+    def no_pidfd(_pid):
+        raise OSError(38, "Function not implemented")
+
+    monkeypatch.setattr(os, "pidfd_open", no_pidfd)
+    executor = Executor(scratch_dir=str(tmp_path))
+    result = asyncio.run(executor.run(["sh", "-c", "echo out; echo err >&2; exit 3"], 10))
+    assert (result.exit_code, result.stdout, result.stderr, result.timed_out) == (3, "out\n", "err\n", False)
+    result = asyncio.run(executor.run(["sleep", "30"], 0.3))
+    assert result.timed_out is True and result.exit_code == -15
+
+
+def test_a_running_command_does_not_block_other_requests(agent):
+    # executions are event-driven on the agent's loop: /health answers while a command is still running
+    tag = f"{2 + uuid.uuid4().int % 1000 / 1000:.3f}"
+    finished = []
+    runner = threading.Thread(target=lambda: finished.append(execute(agent, command=f"sleep {tag}").status_code))
+    runner.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not _sleepers(tag):
+            assert time.monotonic() < deadline, "the command never started"
+            time.sleep(0.02)
+        assert agent.get("/health").status_code == 200
+        assert not finished, "/health waited for the command"
+    finally:
+        runner.join()
+    assert finished == [200]
+
+
+def test_a_long_command_is_checked_and_run(agent):
+    # longer than what is parsed on the loop: checked in a worker thread, same verdict
+    words = " ".join(f"w{i}" for i in range(120))
+    body = execute(agent, command=f"echo {words}").json()
+    assert len(words) > 256 and body["exit_code"] == 0 and body["stdout"] == words + "\n"
+    body = execute(agent, command=f"echo {words}; rm -rf /", dry_run=True).json()
+    assert body["allowed"] is False and body["rule"].startswith("deny.")
 
 
 def test_output_flood_is_capped(make_agent):
@@ -160,7 +218,7 @@ def test_child_environment_is_scrubbed(make_agent, tmp_path, suffix):
 def test_executor_passes_no_secret_to_a_real_child(monkeypatch, tmp_path):
     monkeypatch.setenv("DTMA_BEARER_TOKEN", "t" * 40)
     monkeypatch.setenv("SOME_API_KEY", "k" * 40)
-    result = Executor(scratch_dir=str(tmp_path)).run(["env"], timeout_s=10)
+    result = asyncio.run(Executor(scratch_dir=str(tmp_path)).run(["env"], timeout_s=10))
     assert result.exit_code == 0 and "t" * 40 not in result.stdout and "k" * 40 not in result.stdout
 
 
@@ -177,7 +235,6 @@ def test_concurrency_limit_answers_429(make_agent):
     for t in threads:
         t.start()
     started.wait()
-    import time
     time.sleep(0.7)  # both slots are taken by now
     r = execute(a, command="echo third")
     for t in threads:
