@@ -155,6 +155,14 @@ def test_a_cancelled_execution_leaves_nothing_running(tmp_path):
     assert not _sleepers(tag)
 
 
+def test_a_command_that_ended_in_time_is_not_reported_as_timed_out(tmp_path):
+    # the command exits at once, but a process it moved out of its group keeps the pipes open past the timeout
+    tag = f"{1.5 + uuid.uuid4().int % 1000 / 10000:.4f}"
+    result = asyncio.run(Executor(scratch_dir=str(tmp_path)).run(["sh", "-c", f"setsid sleep {tag} & sleep 0.1"], 0.3))
+    assert (result.exit_code, result.timed_out) == (0, False)
+    assert result.duration_ms >= 1000  # the pipes were drained, past the timeout
+
+
 def test_executor_without_pidfd_waits_in_a_thread(monkeypatch, tmp_path):
     # kernels before 5.3 have no pidfd_open: same results, same timeout handling
     def no_pidfd(_pid):
@@ -180,7 +188,7 @@ def test_a_running_command_does_not_block_other_requests(agent):
             assert time.monotonic() < deadline, "the command never started"
             time.sleep(0.02)
         assert agent.get("/health").status_code == 200
-        assert not finished, "/health waited for the command"
+        assert not finished and _sleepers(tag), "/health waited for the command"
     finally:
         runner.join()
     assert finished == [200]

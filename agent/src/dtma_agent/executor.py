@@ -150,6 +150,8 @@ class Executor:
 
         def expire():
             nonlocal timed_out
+            if exited.done():
+                return  # it ended in time; the pipes are still being drained
             timed_out = True
             _kill_group(proc.pid, signal.SIGTERM)
             timers.append(loop.call_later(KILL_GRACE_S, _kill_group, proc.pid, signal.SIGKILL))
