@@ -58,7 +58,9 @@ if ! have local/debian-systemd:bookworm; then
   tar -C "$work/sysd" -c . | "$DOCKER" import --change 'CMD ["/lib/systemd/systemd"]' - local/debian-systemd:base >/dev/null
   rm -rf "$work/sysd"
   mkdir -p "$work/sysd-ctx"
-  printf 'FROM local/debian-systemd:base\nSTOPSIGNAL SIGRTMIN+3\n' >"$work/sysd-ctx/Dockerfile"
+  # the docker CLI (from the host's docker.io) as a droplet has it; the engine is the host's, through its socket
+  cp /usr/bin/docker "$work/sysd-ctx/docker"
+  printf 'FROM local/debian-systemd:base\nCOPY docker /usr/bin/docker\nSTOPSIGNAL SIGRTMIN+3\n' >"$work/sysd-ctx/Dockerfile"
   DOCKER_BUILDKIT=0 "$DOCKER" build --quiet "${label[@]}" -t local/debian-systemd:bookworm "$work/sysd-ctx" >/dev/null
   echo "built local/debian-systemd:bookworm"
 fi
