@@ -50,7 +50,7 @@ def create_app(settings: Settings, gateway: DockerGateway | None = None) -> Fast
     scratch = str(settings.scratch_dir or tempfile.gettempdir())
     app.state.policy = load_policy(str(settings.policy_file)) if settings.policy_file else default_policy()
     app.state.policy_context = policy_context(settings, scratch)
-    app.state.executor = Executor(settings.exec_max_concurrent, settings.exec_output_cap, scratch)
+    app.state.executor = Executor(settings.sandbox_socket, settings.exec_max_concurrent, settings.exec_output_cap)
     if settings.log_dir:
         audit.open_file(settings.log_dir)
     app.state.restart_limiter = RestartLimiter(settings.restart_limit, settings.restart_window_s, settings.restart_cooldown_s)

@@ -25,6 +25,10 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["sandbox-launcher"]:  # the root side of the exec sandbox (its own systemd unit)
+        from .sandbox import launcher_main
+        return launcher_main(argv[1:])
     args = parse_args(argv)
     if args.dump_default_policy or args.check_policy:
         from .policy import PolicyError, dump_default_policy, load_policy

@@ -23,6 +23,16 @@ def _check(state, body: ExecRequest):
     return state.policy.check_argv(body.argv, state.policy_context)
 
 
+def _audit_docker(trail: dict):
+    """The Docker filter's denials are audited like the policy's, under the command that caused them."""
+    def record(decision: dict) -> None:
+        if not decision.get("allowed"):
+            audit.record(verdict="docker_denied", **{**trail, "rule": "docker_filter",
+                                                      "reason": f"{decision.get('method')} {decision.get('path')}: "
+                                                                f"{decision.get('reason')}"})
+    return record
+
+
 @router.post("/ssh/execute", summary="Run an operator command under the safety policy (or only check it: dry_run)")
 async def execute(body: ExecRequest, request: Request):
     state = request.app.state
@@ -47,7 +57,7 @@ async def execute(body: ExecRequest, request: Request):
         with state.executor.slot():
             # a shell only for compound commands the policy approved node by node; otherwise argv, no shell
             argv = ["/bin/sh", "-c", body.command] if verdict.needs_shell else (body.argv or verdict.commands[0]["argv"])
-            result = await state.executor.run(argv, body.timeout / 1000)
+            result = await state.executor.run(argv, body.timeout / 1000, on_docker_decision=_audit_docker(trail))
     except ApiError as exc:  # all execution slots busy (429)
         audit.record(verdict="rejected", **{**trail, "reason": exc.message})
         raise
