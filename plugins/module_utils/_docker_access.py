@@ -185,8 +185,7 @@ def cli_subcommand_kind(words):
         if name in ("-v", "--version", "-h", "--help") and not words:
             return READ, "docker {} prints the client's version or help".format(flag)
         if name in _GLOBAL_DENIED:
-            return None, _NOT_ALLOWED.format("docker " + name, "commands reach Docker only through the agent's "
-                                                                "filtered socket")
+            return None, _NOT_ALLOWED.format("docker " + name, "commands reach Docker through the agent's socket only")
         if name in _GLOBAL_VALUE_FLAGS and "=" not in flag:
             if not words:
                 break

@@ -71,7 +71,7 @@ class Endpoint:
 
 def cli(host: str, *args, timeout: float = 30, home: str = "/tmp", **kw) -> subprocess.CompletedProcess:
     env = {"PATH": "/usr/bin:/bin", "HOME": home, "DOCKER_HOST": host, "DOCKER_BUILDKIT": "0"}
-    return subprocess.run([DOCKER, *args], env=env, capture_output=True, text=True, timeout=timeout, **kw)
+    return subprocess.run([DOCKER, *args], env=env, capture_output=True, text=True, timeout=timeout, check=False, **kw)
 
 
 def direct(*args) -> subprocess.CompletedProcess:
@@ -110,6 +110,22 @@ def request(ep: Endpoint, method: str, target: str, body: bytes | None = None, h
         conn.close()
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _no_leftovers(docker_api):
+    """Should the filter let a denied call through, what it made is removed (and the test has failed)."""
+    yield
+    for c in docker_api.containers(all=True, filters={"name": PREFIX}):
+        docker_api.remove_container(c["Id"], force=True)
+    for tag in _image_tags(docker_api):
+        if tag.startswith(PREFIX):
+            docker_api.remove_image(tag)
+    for volume in docker_api.volumes()["Volumes"] or []:
+        if volume["Name"].startswith(PREFIX):
+            docker_api.remove_volume(volume["Name"])
+    for network in docker_api.networks(names=[PREFIX]):
+        docker_api.remove_network(network["Id"])
+
+
 @pytest.fixture(scope="module")
 def loop():
     lt = LoopThread()
@@ -126,7 +142,7 @@ def ep(loop, docker_api):
 
 def _container(api, tag: str, command: list, managed: bool) -> dict:
     name = f"{PREFIX}df-{tag}"
-    labels = {LABEL.split("=")[0]: SESSION}
+    labels = {"dtmatest.session": SESSION}
     if managed:
         labels[docker_state.MANAGED_BY] = docker_state.MANAGED_VALUE
     host_config = api.create_host_config(init=True, log_config={"type": "json-file", "config": {"max-size": "10m"}})
@@ -303,8 +319,10 @@ def _image_tags(api) -> set:
 
 
 def _engine_state(api) -> tuple:
-    return (_names(api), _image_tags(api), {v["Name"] for v in api.volumes()["Volumes"] or []},
-            {n["Name"] for n in api.networks()}, api.info()["Swarm"]["LocalNodeState"])
+    """What this session has in the engine (other sessions share it), and the swarm state."""
+    mine = [n for n in _names(api) | _image_tags(api) | {v["Name"] for v in api.volumes()["Volumes"] or []} |
+            {n["Name"] for n in api.networks()} if PREFIX in n]
+    return sorted(mine), api.info()["Swarm"]["LocalNodeState"]
 
 
 @pytest.fixture(scope="module")
@@ -344,8 +362,8 @@ DENIED = [
 
 
 @pytest.mark.parametrize("tag, args, reason", DENIED, ids=[d[0] for d in DENIED])
-def test_denied_commands_are_refused_with_the_reason_and_change_nothing(ep, docker_api, managed, stopped, tag, args,
-                                                                         reason):
+def test_denied_commands_are_refused_with_the_reason_and_change_nothing(ep, docker_api, managed, stopped,
+                                                                         tag, args, reason):
     before, managed_before = _engine_state(docker_api), docker_api.inspect_container(managed["Id"])
     short = managed["Name"].lstrip("/")
     via = ep.docker(*[a.format(p=PREFIX, m=short, d=ep.dir) for a in args], input=f"FROM {BUSYBOX}\n")
@@ -512,6 +530,20 @@ def test_every_decision_is_reported_without_bodies(loop):
         assert run["allowed"] is False and run["status"] == 403 and run["path"] == "/containers/create"
         assert "docker run is not allowed" in run["reason"] and run["uid"] == os.getuid()
         assert SECRET not in json.dumps(e.decisions)
+    finally:
+        e.close()
+
+
+def test_a_failing_audit_callback_stops_the_request(loop, managed, docker_api):
+    def audit_down(decision):
+        raise OSError("audit log unwritable")
+
+    e = Endpoint(loop)
+    e.endpoint = loop.run(e.endpoint.close()) or loop.run(DockerFilter().open(e.path, on_decision=audit_down))
+    try:
+        started_at = state(docker_api, managed)["StartedAt"]
+        assert e.docker("restart", "-t", "1", managed["Id"]).returncode != 0
+        assert state(docker_api, managed)["StartedAt"] == started_at
     finally:
         e.close()
 

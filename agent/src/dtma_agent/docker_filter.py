@@ -76,8 +76,8 @@ def _normalize(target: bytes) -> tuple[str, str, str]:
 
 def _peer_uid(writer: asyncio.StreamWriter) -> int | None:
     try:
-        creds = writer.get_extra_info("socket").getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED,
-                                                          struct.calcsize("3i"))
+        sock = writer.get_extra_info("socket")
+        creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
     except OSError:
         return None
     return struct.unpack("3i", creds)[1]
@@ -271,7 +271,7 @@ class _Connection:
             self.upstream.close()
             return await self._send_error(502, "dtma: the Docker engine answered an inspect with invalid JSON", False)
         self._write(h11.Response(status_code=response.status_code, headers=out, reason=response.reason))
-        if any(n == b"content-length" for n, _ in out):
+        if any(name == b"content-length" for name, _value in out):
             await self._pump()
         elif not await self._stream():
             return False
@@ -332,7 +332,7 @@ class _Connection:
             self._write(h11.Data(data=data))
         self._write(h11.EndOfMessage())
         await self.writer.drain()
-        if not keep:
+        if not keep and self.conn.their_state is not h11.DONE:
             await self._linger()
         return keep
 
@@ -392,8 +392,9 @@ class DockerFilter:
     async def open(self, path: str, *, on_decision=None, allowed_uids=None, mode: int = 0o666) -> FilterEndpoint:
         """Serve the filtered API on a new unix socket at `path` (removed on close).
 
-        on_decision(dict) is called on the event loop for every request: allowed, status (None when forwarded),
-        method, path (normalized), kind, reason, uid of the peer. allowed_uids: if given, other peers get 403.
+        on_decision(dict) is called on the event loop for every request, before it is forwarded: allowed, status
+        (None when forwarded), method, path (normalized), kind, reason, uid of the peer. If it raises, the request
+        is not forwarded and the connection closes. allowed_uids: if given, other peers get 403.
         """
         tasks: set = set()
         uids = None if allowed_uids is None else frozenset(allowed_uids)
