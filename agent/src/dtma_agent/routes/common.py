@@ -39,7 +39,7 @@ QueryFloat = Annotated[float, BeforeValidator(_ascii_number)]
 QueryBool = Annotated[bool, BeforeValidator(_strict_bool)]
 
 
-def log_query(tail: QueryInt = Query(100, ge=1, le=10000, description="number of lines from the end"),
+def log_query(tail: Annotated[QueryInt, Query(ge=1, le=10000, description="number of lines from the end")] = 100,
               since: Optional[str] = Query(None, max_length=64, description="unix seconds or an ISO-8601 time")
               ) -> tuple[int, Optional[int]]:
     if since is None or since == "":

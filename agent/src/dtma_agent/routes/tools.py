@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 import docker.errors
 from fastapi import APIRouter, Depends, Query, Request
@@ -99,7 +99,7 @@ def tools_status(request: Request):
 
 @router.post("/{name}/{action}", summary="Start, stop or restart a tool instance")
 def tool_action(name: str, action: Literal["start", "stop", "restart"], request: Request,
-                timeout: QueryInt = Query(10, ge=0, le=600, description="seconds to wait for a graceful stop")):
+                timeout: Annotated[QueryInt, Query(ge=0, le=600, description="seconds to wait for a graceful stop")] = 10):
     api = request.app.state.gateway.api
     before = _tool(request, name)
     if action == "start":
@@ -123,7 +123,7 @@ def tool_logs(name: str, request: Request, query: tuple = Depends(log_query)):
 
 @router.delete("/{name}", summary="Stop and remove a tool instance")
 def delete_tool(name: str, request: Request,
-                timeout: QueryInt = Query(10, ge=0, le=600, description="seconds to wait for a graceful stop")):
+                timeout: Annotated[QueryInt, Query(ge=0, le=600, description="seconds to wait for a graceful stop")] = 10):
     view = _tool(request, name)
     containers.stop_and_remove(request.app.state.gateway.api, view["container_id"], force=False, timeout_s=timeout)
     return ok(message=f"tool {name} removed", data={"instance_name_on_toolbox": name, "container_id": view["container_id"]})
