@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 
+import docker
 import pytest
 import requests
 from dtma_testing import BUSYBOX, wait_until
@@ -133,3 +134,42 @@ def test_query_values_never_reach_the_logs(make_agent):
     logs = a.get("/diagnostics/logs", params={"lines": 10000})
     assert secret not in a.log()
     assert secret not in logs.text
+
+
+# --- 5xx found by tests/agent/test_schema_fuzz.py, each kept as a regression test -----------------------------
+
+@pytest.mark.parametrize("image", ["True", ")", "Upper/Case", "a@A:0c" + "0" * 32, "a@sha256:" + "F" * 64,
+                                   "[f2Cc6]/p8lx/x", "x" * 256])
+def test_invalid_image_reference_is_422_not_502(agent, name, image):
+    """Docker answers inspect of a malformed reference with 400 "invalid reference format" (was a 502)."""
+    tool = {"dockerImageUrl": image, "instanceNameOnToolbox": name("img"), "accountToolInstanceId": "x"}
+    for route in ("/tools", "/tools/validate"):
+        out = assert_error_shape(agent.post(route, json=tool), 422)
+        assert "dockerImageUrl" in fields(out), out
+    group = {"groupId": name("grp"), "servers": [{"instanceNameOnToolbox": name("s"), "dockerImageUrl": image}]}
+    out = assert_error_shape(agent.post("/mcp/validate", json=group), 422)
+    assert "servers.0.dockerImageUrl" in fields(out), out
+
+
+def test_a_name_that_is_an_ambiguous_id_prefix_is_not_found(agent, docker_api, name):
+    """`0` is no container's name but may prefix several ids: Docker's 500 "Multiple IDs found" (was a 502)."""
+    made = []
+    try:
+        while True:
+            prefixes = [c["Id"][0] for c in docker_api.containers(all=True)]
+            ambiguous = next((p for p in set(prefixes) if prefixes.count(p) > 1), None)
+            if ambiguous:
+                break
+            made.append(docker_api.create_container(BUSYBOX, command=["true"], name=name("amb"))["Id"])
+        assert_error_shape(agent.post(f"/mcp/servers/{ambiguous}/stop"), 404)
+        assert_error_shape(agent.post(f"/mcp/servers/{ambiguous}/restart"), 404)
+        assert_error_shape(agent.get(f"/tools/{ambiguous}/logs"), 404)
+        r = agent.post("/tools/validate", json={"dockerImageUrl": BUSYBOX, "instanceNameOnToolbox": ambiguous,
+                                                "accountToolInstanceId": "x"})
+        assert r.status_code == 200 and r.json()["data"]["plan"]["action"] == "create", r.text
+    finally:
+        for cid in made:
+            try:
+                docker_api.remove_container(cid, force=True)
+            except docker.errors.NotFound:
+                pass

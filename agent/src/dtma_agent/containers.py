@@ -47,10 +47,9 @@ def build_config(image: str, labels: dict, *, env: dict | None = None, port_bind
 
 def ensure_image(api, image: str, field: str = "dockerImageUrl") -> str:
     """Use the image if present locally (a local-only image must work); pull only when absent. Returns its id."""
-    try:
-        return api.inspect_image(image)["Id"]
-    except docker.errors.ImageNotFound:
-        pass
+    found = local_image_id(api, image, field)
+    if found:
+        return found
     repo, tag = parse_repository_tag(image)
     try:
         api.pull(repo, tag=tag or "latest")
@@ -61,11 +60,16 @@ def ensure_image(api, image: str, field: str = "dockerImageUrl") -> str:
                        field=field) from None
 
 
-def local_image_id(api, image: str) -> str | None:
+def local_image_id(api, image: str, field: str = "dockerImageUrl") -> str | None:
     try:
         return api.inspect_image(image)["Id"]
     except docker.errors.ImageNotFound:
         return None
+    except docker.errors.APIError as exc:
+        if exc.status_code != 400:
+            raise
+        # "invalid reference format": the schema's pattern should have caught it; still the caller's error
+        raise ApiError(422, "invalid image", f"{field}: {exc.explanation or exc}", field=field) from None
 
 
 def is_port_clash(exc: docker.errors.APIError) -> bool:

@@ -67,7 +67,9 @@ class Step:
 def plan(api, group: GroupDeploy) -> list[Step]:
     """What converging would do, per server; reads Docker, changes nothing."""
     everything = {c["name"]: c for c in (ds.container_view(s) for s in api.containers(all=True))}
-    image_ids = {img: containers.local_image_id(api, img) for img in {s.dockerImageUrl for s in group.servers}}
+    image_ids = {s.dockerImageUrl: containers.local_image_id(api, s.dockerImageUrl,
+                                                             f"servers[{s.instanceNameOnToolbox}].dockerImageUrl")
+                 for s in group.servers}
     steps = []
     for server in group.servers:
         name = server.instanceNameOnToolbox

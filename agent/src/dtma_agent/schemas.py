@@ -14,6 +14,11 @@ from .create_config import MIN_HOST_PORT, check_shape
 # Docker's own container-name rule, so a bad name is a 422 here rather than a Docker error later.
 NAME_PATTERN = r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$"
 TRANSPORTS = ("stdio", "sse", "streamable-http", "websocket")
+# Docker's image reference grammar (distribution/reference): [registry[:port]/]path[:tag][@sha256:digest], path
+# lowercase; anything else is a 422 here instead of Docker's 400 "invalid reference format" later.
+_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_DOMAIN = r"[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*(?::[0-9]+)?"
+IMAGE_PATTERN = rf"^(?:{_DOMAIN}/)?{_COMPONENT}(?:/{_COMPONENT})*(?::[\w][\w.-]{{0,127}})?(?:@sha256:[0-9a-f]{{64}})?$"
 
 # Presets a server's `resourceLimits` may name (GET /mcp/templates).
 RESOURCE_TEMPLATES = {
@@ -37,6 +42,15 @@ def utf8(text: str) -> str:
     except UnicodeEncodeError:
         raise ValueError("contains a lone surrogate (not valid Unicode text)") from None
     return text
+
+
+def image_name(image: str) -> str:
+    name = image.split("@", 1)[0]
+    if ":" in name.rsplit("/", 1)[-1]:
+        name = name.rsplit(":", 1)[0]
+    if len(name) > 255:  # Docker's limit for the repository name
+        raise ValueError("the repository name is longer than 255 characters")
+    return image
 
 
 def _bounded(value: Any) -> Any:
@@ -155,7 +169,7 @@ def _resources(value: Any) -> dict:
 
 
 class ToolCreate(_Body):
-    dockerImageUrl: str = Field(min_length=1, max_length=512)
+    dockerImageUrl: str = Field(min_length=1, max_length=512, pattern=IMAGE_PATTERN)
     instanceNameOnToolbox: str = Field(pattern=NAME_PATTERN)
     accountToolInstanceId: str = Field(min_length=1, max_length=256)
     baseConfigOverrideJson: Optional[dict] = None
@@ -165,6 +179,11 @@ class ToolCreate(_Body):
     def _text(cls, v):
         return utf8(v)
 
+    @field_validator("dockerImageUrl")
+    @classmethod
+    def _image(cls, v):
+        return image_name(v)
+
     @field_validator("baseConfigOverrideJson", mode="before")
     @classmethod
     def _base_override(cls, v):
@@ -173,7 +192,7 @@ class ToolCreate(_Body):
 
 class McpServerSpec(_Body):
     instanceNameOnToolbox: str = Field(pattern=NAME_PATTERN)
-    dockerImageUrl: str = Field(min_length=1, max_length=512)
+    dockerImageUrl: str = Field(min_length=1, max_length=512, pattern=IMAGE_PATTERN)
     accountToolInstanceId: Optional[str] = Field(default=None, max_length=256)
     mcpEndpointPath: str = Field(default="/mcp", pattern=r"^/[A-Za-z0-9._~/-]*$", max_length=256)
     mcpTransportType: Literal["stdio", "sse", "streamable-http", "websocket"] = "streamable-http"
@@ -186,6 +205,11 @@ class McpServerSpec(_Body):
     @classmethod
     def _text(cls, v):
         return v if v is None else utf8(v)
+
+    @field_validator("dockerImageUrl")
+    @classmethod
+    def _image(cls, v):
+        return image_name(v)
 
     @field_validator("portBindings", mode="before")
     @classmethod

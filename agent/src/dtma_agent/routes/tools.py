@@ -2,7 +2,6 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-import docker.errors
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
@@ -40,9 +39,8 @@ def _desired(body: ToolCreate) -> tuple[dict, dict]:
 
 def _name_owner(api, name: str) -> str | None:
     """Who holds a container name that is not one of our tools: None when the name is free."""
-    try:
-        details = api.inspect_container(name)
-    except docker.errors.NotFound:
+    details = ds.inspect_by_name(api, name)
+    if details is None:
         return None
     if details["Name"] != f"/{name}":  # inspect also answers to an id prefix
         return None
