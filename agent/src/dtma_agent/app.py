@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from . import __version__, audit
-from .auth import BearerAuth
+from .auth import BearerAuth, BodyLimit
 from .docker_state import DockerGateway
 from .errors import install_handlers
 from .groups import RestartLimiter
@@ -71,7 +71,8 @@ def create_app(settings: Settings, gateway: DockerGateway | None = None) -> Fast
         audit.open_file(settings.log_dir)
     app.state.restart_limiter = RestartLimiter(settings.restart_limit, settings.restart_window_s, settings.restart_cooldown_s)
     install_handlers(app)
-    app.add_middleware(BearerAuth, tokens=settings.tokens)
+    app.add_middleware(BodyLimit)                           # inner: reads the body only for an authenticated caller
+    app.add_middleware(BearerAuth, tokens=settings.tokens)  # outer: the token first, before any body is read
     for router in (health.router, status.router, tools.router, mcp.router, diagnostics.router, exec_route.router,
                    lifecycle.router):
         app.include_router(router)
