@@ -234,7 +234,7 @@ def _cleanup(api: docker.APIClient) -> None:
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _clean_docker():
+def clean_docker_session():
     yield
     try:
         _cleanup(docker.APIClient(version="auto"))
