@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pwd
 import tempfile
 import time
 import uuid
@@ -38,7 +39,16 @@ def exec_state(settings: Settings, state) -> None:
     state.policy = load_policy(str(settings.policy_file)) if settings.policy_file else default_policy()
     state.policy_context = policy_context(settings, scratch)
     state.executor = Executor(settings.sandbox_socket, settings.exec_max_concurrent, settings.exec_output_cap,
-                              docker_filter=docker_filter(), runtime_dir=str(settings.runtime_dir))
+                              docker_filter=docker_filter(), runtime_dir=str(settings.runtime_dir),
+                              filter_uids=sandbox_uids(settings.sandbox_user))
+
+
+def sandbox_uids(user: str):
+    """Who may use a command's filtered Docker API socket: the sandbox user (and root); None when unknown here."""
+    try:
+        return {pwd.getpwnam(user).pw_uid, 0}
+    except KeyError:
+        return None
 
 
 def docker_filter():
