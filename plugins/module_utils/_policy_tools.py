@@ -94,6 +94,10 @@ class _SystemTools(_Walker):
             return "shell_option"
         if not values or "-p" in values or values == ["-x"]:
             raise _denial("secrets", f"{label} prints the shell's variables (the agent's environment)")
+        if label == "export" and all(re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*(=.*)?", v, re.S) for v in values):
+            for word in args:  # export LANG=C.UTF-8 TZ: what a prefix assignment may set, exported
+                self._check_assignment(word)
+            return spec.get("category", "builtin")
         raise _denial("environment", f"{label} changes shell variables, which the policy cannot follow")
 
     def _h_kill(self, spec, label, args, call):
@@ -110,13 +114,52 @@ class _SystemTools(_Walker):
         pids = values[i:]
         if not pids:
             raise _denial("protected_process", f"{label}: no pid given (kill -1 means every process)")
+        if call.unknown_tail or any(w.dynamic for w in args[:i]):
+            raise _denial("unknowable", f"{label}: signal or pids cannot be known statically")
         protected = self._protected_pids()
-        for pid in pids:
+        for word in args[i:]:
+            if word.dynamic:
+                self._check_pidof(word, label, protected)
+        for pid in (w.value for w in args[i:] if not w.dynamic):
             if not re.fullmatch(r"[0-9]+", pid):
                 raise _denial("protected_process", f"{label} {pid}: only single positive pids may be signalled")
             if int(pid) <= 1 or int(pid) in protected:
                 raise _denial("protected_process", f"{label} {pid}: protected process (PID 1, the agent or dockerd)")
         return spec.get("category", "process_signal")
+
+    def _check_pidof(self, word, label, protected):
+        """kill ... $(pidof NAME) / $(pgrep -x NAME): the pids of processes named NAME, never a protected one."""
+        match = re.fullmatch(r'("?)\$\(\s*(?:pidof((?:\s+-[sx])*)((?:\s+[A-Za-z0-9_.:+@-]+)+)'
+                             r'|pgrep\s+-x\s+([A-Za-z0-9_.:+@-]+))\s*\)\1', word.raw)
+        if not match:
+            raise _denial("unknowable", f"{label}: pids may come from $(pidof NAME) or $(pgrep -x NAME) only, not {word.raw}")
+        names = (match.group(3) or match.group(4)).split()
+        for name in names:
+            if any(fnmatch.fnmatchcase(name, n) for n in self.p["protected_process_names"]):
+                raise _denial("protected_process", f"{label} $(pidof {name}): a protected process (PID 1, the agent or dockerd)")
+        if self.ctx.resolve_paths:  # on the agent: the processes of that name now, against the protected pids
+            for pid in self._pids_named(names):
+                if pid in protected or pid <= 1:
+                    raise _denial("protected_process", f"{label} $(pidof {' '.join(names)}): matches protected pid {pid}")
+
+    @staticmethod
+    def _pids_named(names):
+        found = []
+        try:
+            entries = [e for e in os.listdir("/proc") if e.isdigit()]
+        except OSError:
+            return found
+        for entry in entries:
+            try:
+                with open(f"/proc/{entry}/comm", encoding="utf-8", errors="replace") as handle:
+                    comm = handle.read().strip()
+                with open(f"/proc/{entry}/cmdline", "rb") as handle:
+                    argv0 = handle.read().split(b"\0", 1)[0].decode("utf-8", "replace")
+            except OSError:
+                continue
+            if comm in names or posixpath.basename(argv0) in names or any(n[:15] == comm for n in names):
+                found.append(int(entry))
+        return found
 
     def _protected_pids(self):
         pids = {1} | {int(p) for p in self.ctx.protected_pids}

@@ -41,7 +41,12 @@ class Verdict:
 
     commands: every simple command found, in walk order (the top-level one first), each a dict
     {"argv", "executable", "wrappers", "allowed", "rule", "reason"}. When needs_shell is False, the input
-    is one simple command and commands[0]["argv"] is exactly the argv to execute without a shell.
+    is one simple command and commands[0]["argv"] is the argv it names.
+
+    run_argv: what to execute, exactly (None unless allowed): for one simple command its argv (a command string
+    in it, as in `sh -c '...'`, regenerated from what was checked); for anything else
+    ["/bin/bash", "--norc", "--noprofile", "-c", SCRIPT] where SCRIPT is regenerated from the parse tree the
+    policy walked (_policy_script.py), so that the shell runs what the policy saw and nothing else.
     """
 
     allowed: bool
@@ -49,10 +54,11 @@ class Verdict:
     reason: str
     commands: list
     needs_shell: bool
+    run_argv: list = None
 
     def as_dict(self) -> dict:
         return {"allowed": self.allowed, "rule": self.rule, "reason": self.reason,
-                "commands": self.commands, "needs_shell": self.needs_shell}
+                "commands": self.commands, "needs_shell": self.needs_shell, "run_argv": self.run_argv}
 
 
 class PolicyError(Exception):

@@ -22,11 +22,13 @@ if __name__.startswith("ansible_collections."):
     from ansible_collections.agentopia.dtma.plugins.module_utils._policy_words import (
         _Call, _lookup_spec, _normpath, _parse_options, _parse_size, _scan_word, _Word,
     )
-    from ansible_collections.agentopia.dtma.plugins.module_utils._policy_paths import _PathRules
+    from ansible_collections.agentopia.dtma.plugins.module_utils._policy_checks import _WordRules
+    from ansible_collections.agentopia.dtma.plugins.module_utils._policy_script import Regenerator, SHELL_ARGV, install_heredoc_reader
 else:
     from ._policy_types import _denial, _Deny, Verdict
     from ._policy_words import _Call, _lookup_spec, _normpath, _parse_options, _parse_size, _scan_word, _Word
-    from ._policy_paths import _PathRules
+    from ._policy_checks import _WordRules
+    from ._policy_script import Regenerator, SHELL_ARGV, install_heredoc_reader
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -35,6 +37,9 @@ else:
 _MAX_LENGTH = 16384  # characters of one command string or argv
 _MAX_DEPTH = 6  # sh -c nesting
 _NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._+-]*\Z")  # a plain command name
+
+
+_SHELL_ONLY = [[name] for name in ("cd", "export", "set", "unset", ":", "type")]  # builtins with no executable file
 
 
 class _ParserStuck(BaseException):
@@ -55,6 +60,7 @@ def _parse(text):
 
     import bashlex  # pylint: disable=import-outside-toplevel
 
+    install_heredoc_reader()  # bash's here-document rules, not bashlex's
     sys.settrace(count)
     try:
         return bashlex.parse(text)
@@ -62,7 +68,7 @@ def _parse(text):
         sys.settrace(previous)
 
 
-class _Walker(_PathRules):
+class _Walker(_WordRules):
     """Walks the parse tree of one command string (or one argv) and judges every simple command in it.
 
     The handlers of commands with their own argument grammar (`handler` in a spec) are methods _h_<name> of
@@ -74,6 +80,8 @@ class _Walker(_PathRules):
         data = policy.data
         self.entries, self.denials = [], []
         self.src, self.depth, self.last_cd = "", 0, None
+        self.bindings, self.loop_walks = {}, 0  # for-loop variables and their current value
+        self.nested = {}  # (text, pos) of a command string (sh -c '...') -> its regenerated script
         self.units = list(data["protected_units"].items())
         self.units += [(u[:-8] if u.endswith(".service") else u, "protected_process") for u in context.protected_units]
         self.denied_exact, self.denied_globs = policy.denied_exact, policy.denied_globs
@@ -85,7 +93,19 @@ class _Walker(_PathRules):
         if len(text) > _MAX_LENGTH or "\x00" in text:
             return self._verdict_denied("deny.unparseable", "command too long or contains NUL bytes")
         trees = self._run_string(text)
-        return self._verdict(trees is None or self._needs_shell(trees, text))
+        needs_shell = trees is None or self._needs_shell(trees, text) or self.entries[0]["argv"][:1] in _SHELL_ONLY
+        if trees is None or self.denials:
+            return self._verdict(needs_shell, None)
+        try:
+            if needs_shell:
+                run_argv = SHELL_ARGV + [Regenerator(text, self.nested).script(trees)]
+            else:
+                words = [p for p in trees[0].parts if p.kind == "word"]
+                run_argv = [self._run_word((text, tuple(w.pos)), v) for w, v in zip(words, self.entries[0]["argv"])]
+        except _Deny as denial:
+            self.denials.append((denial.rule, denial.reason))
+            run_argv = None
+        return self._verdict(needs_shell, run_argv)
 
     def argv(self, argv):
         if not isinstance(argv, (list, tuple)) or not argv or not all(isinstance(a, str) for a in argv):
@@ -93,14 +113,26 @@ class _Walker(_PathRules):
         if any("\x00" in a for a in argv) or sum(len(a) for a in argv) > _MAX_LENGTH:
             return self._verdict_denied("deny.unparseable", "argv too long or contains NUL bytes")
         entry = self._new_entry(list(argv))
-        self._record(entry, lambda: self._judge(entry, [_Word(a) for a in argv], _Call()))
-        return self._verdict(False)
+        self._record(entry, lambda: self._judge(entry, [_Word(a, key=("argv", i)) for i, a in enumerate(argv)], _Call()))
+        try:
+            run_argv = None if self.denials else [self._run_word(("argv", i), a) for i, a in enumerate(argv)]
+        except _Deny as denial:
+            self.denials.append((denial.rule, denial.reason))
+            run_argv = None
+        return self._verdict(False, run_argv)
+
+    def _run_word(self, key, value):
+        """What runs for one argv word: itself, or the regenerated script of a command string."""
+        script = self.nested.get(key, value)
+        if script is None:
+            raise _denial("unknowable", "a command string that differs between loop iterations cannot be run as checked")
+        return script
 
     # --- verdicts -------------------------------------------------------------------------------------------
     def _verdict_denied(self, rule, reason):
         return Verdict(False, rule, reason, [], True)
 
-    def _verdict(self, needs_shell):
+    def _verdict(self, needs_shell, run_argv):
         specific = [d for d in self.denials if d[0].startswith("deny.")]
         if specific or self.denials:
             rule, reason = (specific or self.denials)[0]
@@ -108,10 +140,10 @@ class _Walker(_PathRules):
         if not self.entries:
             return Verdict(False, "deny.unparseable", "no command found", self.entries, needs_shell)
         if len(self.entries) == 1:
-            return Verdict(True, self.entries[0]["rule"], self.entries[0]["reason"], self.entries, needs_shell)
+            return Verdict(True, self.entries[0]["rule"], self.entries[0]["reason"], self.entries, needs_shell, run_argv)
         names = ", ".join(e["executable"] for e in self.entries if e["executable"])
         return Verdict(True, "allow.all", f"all {len(self.entries)} commands are allowed: {names}",
-                       self.entries, needs_shell)
+                       self.entries, needs_shell, run_argv)
 
     def _new_entry(self, argv):
         entry = {"argv": argv, "executable": "", "wrappers": [], "allowed": False, "rule": "", "reason": ""}
@@ -206,7 +238,9 @@ class _Walker(_PathRules):
                 self._walk_substitutions(redirect)
                 entry = self._new_entry([])
                 self._record(entry, lambda r=redirect: self._check_redirect(r) or "redirection")
-        elif kind in ("for", "while", "until"):
+        elif kind == "for":
+            found += self._walk_for(node, piped, upstream)
+        elif kind in ("while", "until"):
             self._structural("loop", f"{kind} loops are not allowed (unbounded work, fork-bomb risk); "
                                      "run the commands one by one")
             for part in node.parts:
@@ -222,6 +256,47 @@ class _Walker(_PathRules):
             self._walk_substitutions(node)
         elif kind not in ("reservedword", "operator", "pipe"):
             self._structural("unparseable", f"unsupported shell construct: {kind}")
+        return found
+
+    def _walk_for(self, node, piped, upstream):
+        """`for NAME in WORDS; do ...; done` over literal words: the body is judged once per value, with $NAME
+        known; anything else is refused (a glob or a variable could hold anything, and so could NAME)."""
+        parts, found = node.parts, []
+        words = [p for p in parts[3:] if p.kind == "word"]
+        body = parts[3 + len(words):]
+        name = self.src[parts[1].pos[0]:parts[1].pos[1]] if len(parts) > 3 and parts[1].kind == "word" else ""
+        if parts[2:3] and (parts[2].kind, getattr(parts[2], "word", "")) != ("reservedword", "in") \
+                or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+            self._structural("unknowable", "only `for NAME in WORD...; do ...; done` loops are allowed")
+            return found
+        readable = self.p["readable_variables"] + self.p["env_vars"].get("allow", []) + list(self.p["env_vars"].get("deny", {}))
+        if name in self.bindings or any(fnmatch.fnmatchcase(name, p) for p in readable if re.match(r"[A-Za-z_*]", p)):
+            self._structural("unknowable", f"loop variable {name} shadows a variable the policy reads")
+            return found
+        values = []
+        for word_node in words:
+            try:
+                word = self._word(word_node)
+            except _Deny as denial:
+                self._structural(denial.rule[5:] if denial.rule.startswith("deny.") else "unknowable", denial.reason)
+                return found
+            if word.dynamic or word.glob:
+                self._structural("unknowable", f"for loops run over literal words only, not {word.shown()} "
+                                               "(list the names, or use find)")
+                return found
+            values.append(word.value)
+        self.loop_walks += max(len(values), 1)
+        if self.loop_walks > 256:
+            self._structural("loop", "for loops with more than 256 iterations in all are not allowed")
+            return found
+        for value in values or [None]:
+            if value is not None:
+                self.bindings[name] = value
+            try:
+                for part in body:
+                    found += self._walk(part, piped, upstream)
+            finally:
+                self.bindings.pop(name, None)
         return found
 
     def _is_plain_cd(self, node):
@@ -259,79 +334,6 @@ class _Walker(_PathRules):
 
         self._record(entry, judge)
         return [entry["executable"]] if entry["executable"] else []
-
-    def _shown(self, node):
-        raw = self.src[node.pos[0]:node.pos[1]]
-        value, flags = _scan_word(raw)
-        return raw if node.parts or flags & {"dollar", "subst"} else value
-
-    def _word(self, node):
-        """A _Word from a bashlex word/assignment node; denies what the shell would do but the parser hides."""
-        start = node.pos[0]
-        raw = self.src[start:node.pos[1]]
-        parts = node.parts or []
-        masked = raw
-        for part in parts:  # substitutions the parser understood are judged separately
-            if part.kind in ("commandsubstitution", "processsubstitution"):
-                a, b = part.pos[0] - start, part.pos[1] - start
-                masked = masked[:a] + "_" * (b - a) + masked[b:]
-        value, flags = _scan_word(masked)
-        if "subst" in flags or "unbalanced" in flags:
-            raise _denial("unknowable", f"shell expansion the policy cannot follow: {raw}")
-        params = [p for p in parts if p.kind == "parameter"]
-        for param in params:
-            self._check_parameter(param)
-        dynamic = bool(params or masked != raw or flags & {"dollar", "brace", "lead_glob"})
-        word = _Word(raw if dynamic else value, raw, dynamic, "glob" in flags, any(p.kind == "tilde" for p in parts))
-        self._check_substrings(word)
-        return word
-
-    def _check_parameter(self, node):
-        value = getattr(node, "value", None)
-        if value is None:
-            return  # $'...' or $"...": the value is unknown, but no variable is read
-        match = re.match(r"(#?)([A-Za-z_][A-Za-z0-9_]*|[0-9]+|[@*#?$!_-])", value)
-        if value.startswith("!") or not match:
-            raise _denial("unknowable", f"indirect or unusual expansion: ${{{value}}}")
-        name, rest = match.group(2), value[match.end():]
-        if rest.startswith((":=", "=")):
-            raise _denial("unknowable", f"assigning expansion ${{{value}}} changes variables")
-        if not any(fnmatch.fnmatchcase(name, pattern) for pattern in self.p["readable_variables"]):
-            if re.fullmatch(r"[0-9@*_-]+", name):
-                raise _denial("unknowable", f"${name} cannot be known statically")
-            raise _denial("secrets", f"expanding ${name} could reveal the agent's environment")
-
-    def _check_substrings(self, word):
-        value = re.sub("/+", "/", word.value)
-        for needle, category in self.p["deny_substrings"].items():
-            if needle in value:
-                raise _denial(category, f"{needle} is not allowed: {word.shown()}")
-
-    def _check_assignment(self, word):
-        name = word.value.split("=", 1)[0].rstrip("+")
-        for pattern, category in self.p["env_vars"].get("deny", {}).items():
-            if fnmatch.fnmatchcase(name, pattern):
-                raise _denial(category, f"setting {name} is not allowed")
-        if not any(fnmatch.fnmatchcase(name, pattern) for pattern in self.p["env_vars"].get("allow", [])):
-            raise _denial(None, f"environment variable not in policy: {name}")
-
-    def _check_redirect(self, node):
-        kind, target = node.type, node.output
-        if not hasattr(target, "kind"):
-            return  # 2>&1, >&-: duplicating or closing descriptors
-        if kind in ("<<", "<<-"):
-            delimiter = self.src[target.pos[0]:target.pos[1]]
-            body = node.heredoc.value if getattr(node, "heredoc", None) else ""
-            if not any(q in delimiter for q in "'\"\\") and ("$" in body or "`" in body):
-                raise _denial("unknowable", "here-document with expansions (quote the delimiter)")
-            return
-        word = self._word(target)
-        if kind == "<<<":
-            return  # a here-string is data on stdin
-        if "<" in kind:
-            self._check_path(word, "read", "redirect")
-        if ">" in kind or kind == "<>":
-            self._check_path(word, "scratch", "redirect", "fs_write")
 
     # --- judging one simple command -------------------------------------------------------------------------------
     def _command_name(self, word):
@@ -430,7 +432,7 @@ class _Walker(_PathRules):
                 raise self._code_denial(label, call, spec.get("deny_as", "code_execution"), f"{label} may only run: {allowed}")
             args = args[len(form):]
         if "subcommands" not in spec and (call.unknown_tail or any(w.dynamic for w in args)):
-            if not spec.get("unknown_args"):
+            if not spec.get("unknown_args") and spec.get("handler") != "kill":  # kill: $(pidof NAME)
                 shown = next((w.raw for w in args if w.dynamic), "arguments read from stdin (xargs)")
                 raise _denial("unknowable", f"{label}: argument cannot be known statically: {shown}")
         handler = spec.get("handler")
@@ -531,10 +533,18 @@ class _Walker(_PathRules):
         if word.dynamic:
             raise _denial("unknowable", f"{label}: command string cannot be known statically: {word.raw}")
         before = len(self.denials)
-        self._run_string(word.value)
+        trees = self._run_string(word.value)
         if len(self.denials) > before:
             rule, reason = self.denials[before]
             raise _Deny(rule, f"{label}: {reason}")
+        # what runs is the string regenerated from what was checked (for a shell that may not be bash)
+        if word.key is None:
+            raise _denial("unknowable", f"{label}: the command string must be a word of its own")
+        try:
+            script = Regenerator(word.value, self.nested, posix=label.split()[-2:-1] != ["bash"]).script(trees)
+        except _Deny as denial:
+            raise _Deny(denial.rule, f"{label}: {denial.reason}") from None
+        self.nested[word.key] = script if self.nested.get(word.key, script) == script else None
 
     def _nested_argv(self, words, label, cwds=None):
         """Judge an argv another command will run without a shell (docker exec, find -exec)."""

@@ -227,12 +227,13 @@ def _scan_word(raw):
 class _Word:
     """One argument: its value after quote removal, and what is known about it."""
 
-    __slots__ = ("value", "raw", "dynamic", "glob", "tilde", "tree")
+    __slots__ = ("value", "raw", "dynamic", "glob", "tilde", "tree", "key")
 
-    def __init__(self, value, raw=None, dynamic=False, glob=False, tilde=False, *, tree=None):
+    def __init__(self, value, raw=None, dynamic=False, glob=False, tilde=False, *, tree=None, key=None):
         self.value, self.raw = value, value if raw is None else raw
         self.dynamic, self.glob, self.tilde = dynamic, glob, tilde
         self.tree = tree  # find's {}: the start paths; the word is one of them or anything below
+        self.key = key  # where the word stands in the source: (text, pos) or ("argv", index)
 
     def part(self, value):
         """A word for part of this one (an option's attached value)."""

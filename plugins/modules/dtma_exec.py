@@ -15,12 +15,15 @@ description:
     policy and runs it. A blocked command fails the task with the policy rule and reason; nothing runs.
   - With O(fallback=ssh), when the agent does not answer, the command is checked against the same policy
     code on the controller and, only if it is allowed, run over a real SSH connection, in C(/) (where the policy
-    resolved relative paths; the remote login shell must be POSIX). The result says which RV(transport) ran it.
+    resolved relative paths; the remote login shell must be POSIX). What runs is what the policy checked, a
+    simple command as its argv, a compound one as C(/bin/bash -c) with a script regenerated from the checked
+    parse tree (so the remote host needs bash). The result says which RV(transport) ran it.
   - Like M(ansible.builtin.command), a command that ran reports C(changed) and a non-zero exit code fails.
 options:
   command:
     description:
-      - A shell command line. Compound commands (pipes, C(&&), redirections) are approved node by node.
+      - A shell command line. Compound commands (pipes, C(&&), redirections) are approved node by node, and bash
+        runs a script regenerated from the parse tree the policy checked, never the string as typed.
       - Exactly one of O(command) and O(argv) is required.
     type: str
   argv:
@@ -160,8 +163,10 @@ from ansible_collections.agentopia.dtma.plugins.module_utils._ssh import SshErro
 SSH_CWD = "/"
 
 
-def ssh_command(cmd):
-    return "cd %s || exit 125\n%s" % (shlex.quote(SSH_CWD), cmd)
+def ssh_command(run_argv):
+    """The remote command line: in SSH_CWD, exec exactly the argv the policy approved (for a compound command,
+    bash with the script regenerated from the checked parse tree), whatever the login shell is."""
+    return "cd %s || exit 125\nexec %s" % (shlex.quote(SSH_CWD), shlex.join(run_argv))
 
 
 def local_verdict(module, params):
@@ -172,7 +177,7 @@ def local_verdict(module, params):
     policy, context = default_policy(), PolicyContext(cwd=SSH_CWD)
     verdict = (policy.check_command(params["command"], context) if params["command"] is not None
                else policy.check_argv(params["argv"], context))
-    return dict(allowed=verdict.allowed, rule=verdict.rule, reason=verdict.reason, policy_source="local")
+    return dict(allowed=verdict.allowed, rule=verdict.rule, reason=verdict.reason, policy_source="local"), verdict.run_argv
 
 
 def ran(result, body, transport):
@@ -225,7 +230,8 @@ def main():
     except DtmaConnectionError as exc:
         if params["fallback"] != "ssh":
             module.fail_json(msg="%s; the command did not run (set fallback: ssh to use SSH when the agent is down)" % exc.message, **result)
-        result.update(local_verdict(module, params), transport="ssh")
+        checked, run_argv = local_verdict(module, params)
+        result.update(checked, transport="ssh")
         if not result["allowed"]:
             module.fail_json(msg="blocked by the command policy (%s): %s; nothing was sent over SSH" % (result["rule"], result["reason"]),
                              **result)
@@ -235,7 +241,7 @@ def main():
         try:
             settings = ssh_settings(params)
             settings["command_timeout"] = params["command_timeout"]
-            body = run_over_ssh(ssh_command(cmd), **settings)
+            body = run_over_ssh(ssh_command(run_argv), **settings)
         except SshError as ssh_exc:
             module.fail_json(msg="the agent did not answer (%s) and the SSH fallback failed: %s" % (exc.message, ssh_exc), **result)
         ran(result, dict(exit_code=body["rc"], stdout=body["stdout"], stderr=body["stderr"], duration_ms=body["duration_ms"]), "ssh")

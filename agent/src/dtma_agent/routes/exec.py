@@ -46,7 +46,7 @@ async def execute(body: ExecRequest, request: Request):
     try:
         with state.executor.slot():
             # a shell only for compound commands the policy approved node by node; otherwise argv, no shell
-            argv = ["/bin/sh", "-c", body.command] if verdict.needs_shell else (body.argv or verdict.commands[0]["argv"])
+            argv = verdict.run_argv
             result = await state.executor.run(argv, body.timeout / 1000)
     except ApiError as exc:  # all execution slots busy (429)
         audit.record(verdict="rejected", **{**trail, "reason": exc.message})
