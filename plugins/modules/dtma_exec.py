@@ -22,7 +22,8 @@ description:
 options:
   command:
     description:
-      - A shell command line. Compound commands (pipes, C(&&), redirections) are approved node by node.
+      - A shell command line. Compound commands (pipes, C(&&), redirections) are approved node by node, and bash
+        runs a script regenerated from the parse tree the policy checked, never the string as typed.
       - Exactly one of O(command) and O(argv) is required.
     type: str
   argv:

@@ -360,20 +360,39 @@ def test_glob_overlap_follows_shell_rules(user_glob, policy_pattern, overlap):
 
 
 # --- packaging: one source of truth, shippable by AnsiballZ ---------------------------------------------------
+POLICY_FILES = sorted((ROOT / "plugins" / "module_utils").glob("_policy*.py"))
+
+
 def test_agent_engine_is_the_module_utils_file():
     assert Path(engine.__file__).resolve() == ENGINE_SOURCE.resolve()
     assert policy_pkg.default_policy is engine.default_policy
+    # every file of the policy is linked into the agent's package under its own name (no directory symlink)
+    package = Path(policy_pkg.__file__).parent
+    assert len(POLICY_FILES) >= 8
+    for source in POLICY_FILES:
+        link = package / ("engine.py" if source.name == "_policy.py" else source.name)
+        assert link.is_symlink() and link.resolve() == source.resolve(), link
 
 
-def test_engine_is_self_contained_and_python38_syntax():
-    source = ENGINE_SOURCE.read_text(encoding="utf-8")
-    tree = ast.parse(source, feature_version=(3, 8))
+@pytest.mark.parametrize("source", POLICY_FILES, ids=lambda p: p.name)
+def test_engine_is_self_contained_and_python38_syntax(source):
+    text = source.read_text(encoding="utf-8")
+    tree = ast.parse(text, feature_version=(3, 8))
     imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import)
                 for alias in node.names}
-    imported |= {node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    imported |= {node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and not node.level}
     assert imported <= {"__future__", "csv", "fnmatch", "importlib", "ipaddress", "json", "os", "posixpath", "re",
-                        "socket", "sys", "traceback", "dataclasses", "urllib", "bashlex", "yaml"}
-    assert max(len(line) for line in source.splitlines()) <= 160
+                        "socket", "sys", "traceback", "dataclasses", "urllib", "bashlex", "yaml", "shlex",
+                        "ansible_collections"}
+    siblings = {p.stem for p in POLICY_FILES}
+    for node in ast.walk(tree):  # siblings only, both ways: by the collection path and relatively
+        if isinstance(node, ast.ImportFrom) and (node.level or node.module.startswith("ansible_collections")):
+            name = node.module.rsplit(".", 1)[-1]
+            assert name in siblings, node.module
+            assert node.level == 1 or node.module == "ansible_collections.agentopia.dtma.plugins.module_utils." + name
+    assert max(len(line) for line in text.splitlines()) <= 160
+    assert len(text.splitlines()) <= 650, "keep each policy file small enough to read"
+    assert "This file is private to this collection" in text
 
 
 def test_inputs_that_hang_the_parser_are_denied_quickly():
