@@ -22,7 +22,7 @@ from collections import Counter
 import docker
 import pytest
 import schemathesis
-from dtma_testing import AGENT_BIN, MCP_IMAGE, PREFIX, Agent
+from dtma_testing import AGENT_BIN, MCP_IMAGE, PREFIX, Agent, remove_prefixed
 from hypothesis import HealthCheck, Phase, given, settings
 from schemathesis.specs.openapi.checks import content_type_conformance, response_schema_conformance
 
@@ -44,18 +44,7 @@ def _minimal_policy(path) -> str:
 
 
 def _remove_ours(api: docker.APIClient) -> None:
-    for c in api.containers(all=True, filters={"name": FUZZ}):
-        if any(n.lstrip("/").startswith(FUZZ) for n in c["Names"]):
-            try:
-                api.remove_container(c["Id"], force=True, v=True)
-            except docker.errors.NotFound:
-                pass
-    for net in api.networks():
-        if net["Name"].startswith(f"agentopia-mcp-{FUZZ}"):
-            try:
-                api.remove_network(net["Id"])
-            except docker.errors.APIError:
-                pass
+    remove_prefixed(api, FUZZ)
 
 
 @pytest.fixture(scope="module")
