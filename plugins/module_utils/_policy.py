@@ -102,7 +102,7 @@ executables             {name: spec}: what is allowed, and how its arguments are
 A spec (executables, subcommands) may hold:
   category            id of the allow rule: allow.<category>
   handler             special argument grammar: shell docker_run docker_exec docker_cp systemctl service
-                      kill ip awk sed find tar curl wget dd copy chmod chown jq cd shell_vars
+                      kill ip awk sed find tar curl wget dd copy chmod chown jq cd shell_vars ps
   same_as             "docker ps": use that spec
   forms               [[arg, ...]]: argv must start with one of these (python3 -m json.tool)
   value_flags         options that take a value; opt_value_flags: options whose value is only attached
@@ -110,6 +110,8 @@ A spec (executables, subcommands) may hold:
   path_flags          {option: path rule} for option values
   path_rule           path rule for every operand, or a list of rules, one per operand
   recursive_flags     options that make a read rule read_tree; read_only_flags: make a write rule read
+  deref_flags         options that make a recursive walk follow symbolic links (grep -R): the operands may not
+                      be in or above a scratch dir, where planted links lead anywhere
   pattern_operand     the first operand is a pattern, not a path (unless a pattern_flags option is given)
   max_operands, operand_regex, deny_operand_regex {regex: category}, number_limit, size_flags
   unknown_args        true when no argument can do harm (dynamic and xargs arguments are then fine)
@@ -133,7 +135,7 @@ scratch (strictly inside a scratch dir), scratch_dir (a scratch dir or inside on
 # ---------------------------------------------------------------------------------------------------------
 _PATH_RULES = ("none", "list", "read", "read_tree", "scratch", "scratch_dir")
 _HANDLERS_NAMES = ("shell", "docker_run", "docker_exec", "docker_cp", "systemctl", "service", "kill", "ip", "awk",
-                   "sed", "find", "tar", "curl", "wget", "dd", "copy", "chmod", "chown", "jq", "cd", "shell_vars")
+                   "sed", "find", "tar", "curl", "wget", "dd", "copy", "chmod", "chown", "jq", "cd", "shell_vars", "ps")
 _CATEGORY_RE = re.compile(r"[a-z][a-z0-9_]*\Z")
 # value kinds used by the key tables below
 _STR, _INT, _BOOL, _STRS, _CATS, _RULE, _RULES_MAP, _REGEX, _REGEX_CATS = (
@@ -148,7 +150,7 @@ _SPEC_KEYS = {
     "unknown_args": _BOOL, "deny_as": _STR, "subcommands": "map of name to spec", "deny_subcommands": _CATS,
     "read_verbs": _STRS, "lifecycle_verbs": _STRS, "deny_verbs": _CATS, "read_actions": _STRS,
     "host_namespace_flags": _STRS, "security_opt_allow": _STRS, "bind_source_rule": _RULE, "root_users": _STRS,
-    "source_rule": _RULE,
+    "source_rule": _RULE, "deref_flags": _STRS,
 }
 _WRAPPER_KEYS = {
     "value_flags": _STRS, "opt_value_flags": _STRS, "deny_flags": _CATS, "path_flags": _RULES_MAP,

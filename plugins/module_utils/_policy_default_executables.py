@@ -10,6 +10,9 @@ from __future__ import annotations
 # may run, and how each command's arguments are checked (the keys: POLICY_SCHEMA in _policy.py).
 
 
+_APT_OPTIONS = {"-o": "code_execution", "--option": "code_execution", "-c": "code_execution",
+                "--config-file": "code_execution"}
+
 DEFAULT_EXECUTABLES = {
     # --- shell builtins and trivial commands ---------------------------------------------------------
     "echo": {"category": "output", "unknown_args": True},
@@ -92,16 +95,19 @@ DEFAULT_EXECUTABLES = {
     "dpkg": {"category": "system_read", "deny_as": "system_change",
              "allow_flags": ["-l", "--list", "-s", "--status", "-L", "--listfiles", "-S", "--search",
                              "--get-selections", "-W", "--show", "--print-architecture", "--version"]},
-    "apt": {"category": "system_read", "subcommands": {"list": {}, "show": {}, "search": {}, "policy": {}},
+    # -o/-c set any APT option (Pre-Invoke hooks, Dir::Bin::*): never
+    "apt": {"category": "system_read", "deny_flags": _APT_OPTIONS,
+            "subcommands": {"list": {"deny_flags": _APT_OPTIONS}, "show": {"deny_flags": _APT_OPTIONS},
+                            "search": {"deny_flags": _APT_OPTIONS}, "policy": {"deny_flags": _APT_OPTIONS}},
             "deny_subcommands": {"install": "system_change", "remove": "system_change", "purge": "system_change",
                                  "upgrade": "system_change", "full-upgrade": "system_change",
                                  "autoremove": "system_change", "update": "system_change",
                                  "reinstall": "system_change", "edit-sources": "system_change"}},
-    "apt-cache": {"category": "system_read",
-                  "subcommands": {"policy": {}, "show": {}, "search": {}, "madison": {}, "depends": {},
-                                  "rdepends": {}}},
+    "apt-cache": {"category": "system_read", "deny_flags": _APT_OPTIONS,
+                  "subcommands": {name: {"deny_flags": _APT_OPTIONS}
+                                  for name in ("policy", "show", "search", "madison", "depends", "rdepends")}},
     # --- processes -----------------------------------------------------------------------------------------
-    "ps": {"category": "process_read",
+    "ps": {"handler": "ps", "category": "process_read",
            "value_flags": ["-o", "-O", "--format", "-p", "--pid", "-u", "--user", "-U", "-g", "-G", "-C", "--sort",
                            "-t", "--ppid", "-q", "--cols", "--columns", "--rows", "--width"],
            "deny_operand_regex": {"[A-Za-z]*e[A-Za-z]*": "secrets"}},
@@ -251,7 +257,8 @@ DEFAULT_EXECUTABLES = {
                              "--exclude-dir", "--exclude-from", "-d", "--directories", "-D", "--devices",
                              "--binary-files", "--group-separator"],
              "path_flags": {"-f": "read", "--file": "read", "--exclude-from": "read"},
-             "recursive_flags": ["-r", "-R", "--recursive", "--dereference-recursive", "-d", "--directories"]},
+             "recursive_flags": ["-r", "-R", "--recursive", "--dereference-recursive", "-d", "--directories"],
+             "deref_flags": ["-R", "--dereference-recursive"]},
     "egrep": {"same_as": "grep"},
     "fgrep": {"same_as": "grep"},
     "zgrep": {"same_as": "grep"},
@@ -309,6 +316,7 @@ DEFAULT_EXECUTABLES = {
                 "deny_as": "code_execution", "value_flags": ["--indent"]},
     "python": {"same_as": "python3"},
     "diff": {"category": "read", "path_rule": "read", "recursive_flags": ["-r", "--recursive"],
+             "deref_flags": ["-r", "--recursive"],  # diff follows symbolic links by default
              "value_flags": ["-x", "--exclude", "-X", "--exclude-from", "-I", "--ignore-matching-lines", "-S",
                              "--starting-file", "--label", "-L", "-W", "--width", "--tabsize", "-F",
                              "--show-function-line", "-D", "--ifdef", "--to-file", "--from-file"],
@@ -359,7 +367,7 @@ DEFAULT_EXECUTABLES = {
     "cp": {"handler": "copy", "category": "scratch_write", "source_rule": "read",
            "value_flags": ["-t", "--target-directory", "-S", "--suffix"],
            "deny_flags": {"-s": "fs_write", "--symbolic-link": "fs_write", "-l": "fs_write", "--link": "fs_write"},
-           "recursive_flags": ["-r", "-R", "--recursive", "-a", "--archive"]},
+           "recursive_flags": ["-r", "-R", "--recursive", "-a", "--archive"], "deref_flags": ["-L", "--dereference"]},
     "mv": {"handler": "copy", "category": "scratch_write", "source_rule": "scratch", "deny_as": "fs_destruction",
            "value_flags": ["-t", "--target-directory", "-S", "--suffix"]},
     "chmod": {"handler": "chmod", "category": "scratch_write", "deny_as": "fs_destruction",

@@ -12,16 +12,21 @@ import fnmatch
 import os
 import posixpath
 
+try:
+    import pwd
+except ImportError:  # not a POSIX system: ~user is never resolved
+    pwd = None
+
 # sibling files: through the collection's path in Ansible (AnsiballZ ships what these name); in the agent's
 # dtma_agent.policy package, which links the same files in under the same names, relatively
 if __name__.startswith("ansible_collections."):
     from ansible_collections.agentopia.dtma.plugins.module_utils._policy_types import _denial
     from ansible_collections.agentopia.dtma.plugins.module_utils._policy_words import (
-        _ANY, _covers, _expand_glob, _globs_overlap, _is_inside, _normpath,
+        _ANY, _covers, _expand_glob, _globs_overlap, _is_inside, _literal_prefix, _normpath,
     )
 else:
     from ._policy_types import _denial
-    from ._policy_words import _ANY, _covers, _expand_glob, _globs_overlap, _is_inside, _normpath
+    from ._policy_words import _ANY, _covers, _expand_glob, _globs_overlap, _is_inside, _literal_prefix, _normpath
 
 
 class _PathRules:
@@ -50,8 +55,8 @@ class _PathRules:
             user, rest = word.value[1:].partition("/")[::2]
             if user[:1] in ("+", "-"):
                 raise _denial("unknowable", f"path cannot be known statically: {word.value}")
-            homes = ["/root", "/home/*"] if not user else ["/root"] if user == "root" else ["/home/" + user]
-            values = [home + "/" + rest for home in homes]
+            homes = ["/root", "/home/*"] if not user else ["/root"] if user == "root" else self._home_of(user, word)
+            values = [home + "/" + rest for home in homes] if homes else [word.value]
         paths = []
         for value in values:
             bases = [""] if value.startswith("/") else self.cwds
@@ -59,6 +64,16 @@ class _PathRules:
         if self.ctx.resolve_paths:
             paths += [r for p in paths if _ANY not in p for r in self._resolved(p) if r not in paths]
         return paths
+
+    def _home_of(self, user, word):
+        """~user: that user's home from the passwd database on the agent (a system user's home may be /bin,
+        and ~bin/../etc/shadow is /etc/shadow); [] when there is no such user (the shell leaves ~user as it is)."""
+        if not self.ctx.resolve_paths or pwd is None:
+            raise _denial("unknowable", f"the home of {user} is not known here: {word.value} (write the path)")
+        try:
+            return [_normpath(pwd.getpwnam(user).pw_dir or "/")]
+        except KeyError:
+            return []
 
     @staticmethod
     def _resolved(path):
@@ -81,6 +96,19 @@ class _PathRules:
                 self._check_read(path, rule == "read_tree" or word.tree is not None, word.shown(), what)
             else:
                 self._check_write(path, rule == "scratch_dir", word.shown(), what, deny_as, classify=classify)
+
+    def _check_no_deref(self, word, label, category="secrets"):
+        """A walk that follows symbolic links (grep -R, cp -rL, tar -h, find -L, chmod -R -L) never starts in or
+        above a scratch dir: links planted there (by an extracted archive) lead anywhere."""
+        for path in self._path_candidates(word):
+            literal = _literal_prefix(path)
+            glob = literal != path
+            for root in self.scratch:
+                meets = (literal == root or literal.startswith(root + "/")
+                         or root.startswith(literal if glob else literal.rstrip("/") + "/"))
+                if meets:
+                    raise _denial(category, f"{label} follows symbolic links in a scratch dir ({root}), which may lead "
+                                            f"anywhere: {word.shown()}")
 
     def _is_secret(self, path, tree=False):
         if _ANY not in path and any(fnmatch.fnmatchcase(path, e) for e in self.p["secret_exceptions"]):

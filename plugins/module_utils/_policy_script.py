@@ -22,10 +22,10 @@ import re
 # dtma_agent.policy package, which links the same files in under the same names, relatively
 if __name__.startswith("ansible_collections."):
     from ansible_collections.agentopia.dtma.plugins.module_utils._policy_types import _denial
-    from ansible_collections.agentopia.dtma.plugins.module_utils._policy_words import _scan_word
+    from ansible_collections.agentopia.dtma.plugins.module_utils._policy_words import _bracket_end, _scan_word
 else:
     from ._policy_types import _denial
-    from ._policy_words import _scan_word
+    from ._policy_words import _bracket_end, _scan_word
 
 SHELL = "/bin/bash"
 SHELL_ARGV = [SHELL, "--norc", "--noprofile", "-c"]
@@ -36,7 +36,7 @@ _RESERVED = {"if", "then", "else", "elif", "fi", "do", "done", "case", "esac", "
 _BARE = re.compile(r"[A-Za-z0-9_@%+:,./-]+\Z")  # shlex's safe characters, without `=` (NAME=x would assign)
 _PARAM = re.compile(r"\$(?:([A-Za-z_][A-Za-z0-9_]*|[0-9?$#!@*-])|\{([A-Za-z_][A-Za-z0-9_]*|[0-9?$#!@*-])\}"
                     r"|\{(#?)([A-Za-z_][A-Za-z0-9_]*)((?::?[-+?]|##?|%%?)[A-Za-z0-9_./:@%+,=*?-]*)?\})\Z")
-_BRACKET = re.compile(r"\[[!^]?\]?(?:\[:[a-z]+:\]|[A-Za-z0-9_!^:.,=+@%/-])*\]")
+_BRACKET = re.compile(r"\[[A-Za-z0-9_!^:.,=+@%/\[\]-]+\]")  # no quotes, spaces or expansions inside
 _TILDE = re.compile(r"~[A-Za-z0-9_.-]*\Z")
 _BASH_ONLY = ("<(", ">(", "|&", "&>", "<<<")
 
@@ -341,12 +341,12 @@ class Regenerator:
                 raise _unknowable(f"expansion not understood: {raw}")
             if not in_double and char in "*?":
                 emit(char)
-            elif not in_double and char == "[" and "]" in raw[i + 1:]:
-                match = _BRACKET.match(raw, i)
-                if not match:
+            elif not in_double and char == "[" and _bracket_end(raw, i) > 0:
+                end = _bracket_end(raw, i)  # a bracket expression as bash delimits it, emitted as it is
+                if not _BRACKET.fullmatch(raw, i, end):
                     raise _unknowable(f"glob bracket expression: {raw}")
-                emit(match.group(0))
-                i = match.end()
+                emit(raw[i:end])
+                i = end
                 continue
             elif not in_double and brace and char in "{},.":
                 emit(char)

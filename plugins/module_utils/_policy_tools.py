@@ -180,6 +180,26 @@ class _SystemTools(_Walker):
                 pids.add(int(entry))
         return pids
 
+    def _h_ps(self, spec, label, args, call):
+        """ps, whose BSD options (e), fallbacks (-auxe reads as auxe) and formats can print environments."""
+        parsed = _parse_options(args, spec)
+        self._check_flags(spec, label, parsed)
+        self._check_operands(spec, label, parsed.operands)
+        formats = [v.value for v in parsed.values("-o", "-O", "--format")]
+        values = [w.value for w in args]
+        for k, value in enumerate(values):
+            if re.fullmatch(r"-[A-Za-z]+", value):
+                # after a letter that takes a value, procps may re-read the whole cluster as BSD options
+                cut = next((j for j, c in enumerate(value[1:]) if c in "oOpPuUgGtCqsk"), len(value))
+                if "e" in value[cut + 2:]:
+                    raise _denial("secrets", f"{label} {value}: may be read as the BSD e option (environments)")
+            elif not value.startswith("-") and re.fullmatch(r"[A-Za-z]+", value) and "o" in value.lower() \
+                    and k + 1 < len(values):
+                formats.append(values[k + 1])  # BSD o/O: the next word is a format
+        if any(re.search(r"env", f, re.I) for f in formats):
+            raise _denial("secrets", f"{label}: an output format with the environment is not allowed")
+        return spec.get("category", "process_read")
+
     def _h_systemctl(self, spec, label, args, call):
         parsed = _parse_options(args, spec)
         self._check_flags(spec, label, parsed)
@@ -226,7 +246,7 @@ class _SystemTools(_Walker):
     def _h_ip(self, spec, label, args, call):
         values, i = [w.value for w in args], 0
         while i < len(values) and values[i].startswith("-"):
-            option = values[i]
+            option = values[i][1:] if values[i].startswith("--") else values[i]  # ip reads --batch as -batch
             if len(option) >= 2 and "-batch".startswith(option) or len(option) >= 3 and "-force".startswith(option):
                 raise _denial("system_change", f"{label} {option}: batch mode and -force are not allowed")
             takes_value = any(len(option) >= 2 and name.startswith(option)

@@ -110,6 +110,11 @@ class _FileTools(_Walker):
             starts.append(args[i])
             i += 1
         starts = starts or [_Word(".")]
+        follows = any(w.value == "-L" for w in args[:i]) or any(w.value == "-follow" for w in args[i:])
+        acts = {"-exec", "-ok", "-delete", "-fprint", "-fprint0", "-fprintf", "-fls"} & {w.value for w in args[i:]}
+        if follows and acts:  # -L with actions: they reach what the links point to
+            for word in starts:
+                self._check_no_deref(word, f"{label} -L {sorted(acts)[0]}", "fs_write" if acts - {"-exec", "-ok"} else "secrets")
         start_paths = [p for w in starts for p in self._path_candidates(w)]
         expression, j, deletes = args[i:], 0, False
         value_flags = set(spec.get("value_flags", ()))
@@ -181,11 +186,14 @@ class _FileTools(_Walker):
             for directory in dirs or [_Word(".")]:
                 self._check_path(directory, "scratch_dir", f"{label} -x", "fs_write")
         elif mode in ("create", "append"):
+            dereference = names & {"-h", "--dereference"}
             for member in parsed.operands:
                 bases = [""] if member.value.startswith("/") or not dirs else [d.value for d in dirs] + [""]
                 for base in bases:
-                    self._check_path(member.part(posixpath.join(base, member.value)) if base else member,
-                                     "read_tree", label)
+                    word = member.part(posixpath.join(base, member.value)) if base else member
+                    self._check_path(word, "read_tree", label)
+                    if dereference:
+                        self._check_no_deref(word, f"{label} -h")
         return spec.get("category", "archive")
 
     def _h_dd(self, spec, label, args, call):
@@ -230,6 +238,8 @@ class _FileTools(_Walker):
             rule = "read_tree"
         for word in sources:
             self._check_path(word, rule, label, spec.get("deny_as", "fs_write"))
+            if rule == "read_tree" and parsed.names() & set(spec.get("deref_flags", ())):
+                self._check_no_deref(word, label)
         for word in targets:
             self._check_path(word, "scratch_dir", label, "fs_write")
         return spec.get("category", "scratch_write")
@@ -248,9 +258,15 @@ class _FileTools(_Walker):
             numeric = re.fullmatch(r"[0-7]+", mode.value)
             if (numeric and int(mode.value, 8) & 0o6000) or (not numeric and re.search(r"[+=][rwxXtugo]*s", mode.value)):
                 raise _denial("privilege", f"{label} {mode.value}: setuid/setgid bits are not allowed")
+        self._operands_of_recursion(spec, label, parsed, operands)
+        return spec.get("category", "scratch_write")
+
+    def _operands_of_recursion(self, spec, label, parsed, operands):
+        """chmod/chown: scratch paths; with -R -L the walk follows links, which may lead out of scratch."""
         for word in operands:
             self._check_path(word, "scratch", label, spec.get("deny_as", "fs_destruction"))
-        return spec.get("category", "scratch_write")
+            if parsed.names() & {"-R", "--recursive"} and "-L" in parsed.names():
+                self._check_no_deref(word, f"{label} -R -L", "fs_write")
 
     def _h_chown(self, spec, label, args, call):
         parsed = _parse_options(args, spec)
@@ -260,8 +276,7 @@ class _FileTools(_Walker):
             if not operands:
                 raise _denial(None, f"{label}: no owner given")
             operands.pop(0)
-        for word in operands:
-            self._check_path(word, "scratch", label, spec.get("deny_as", "fs_destruction"))
+        self._operands_of_recursion(spec, label, parsed, operands)
         return spec.get("category", "scratch_write")
 
 

@@ -371,7 +371,7 @@ class _Walker(_WordRules):
                 break
             wrappers.append(name)
             entry["wrappers"] = list(wrappers)
-            rest, unknown_tail = self._unwrap(name, wrapper, words[1:])
+            rest, unknown_tail = self._unwrap(name, wrapper, words[1:], call.unknown_tail)
             if rest is None:
                 entry["executable"] = ""
                 return "wrapper"
@@ -381,7 +381,7 @@ class _Walker(_WordRules):
             raise _denial(None, f"not in policy: {name}")
         return self._check_spec(spec, name, words[1:], call)
 
-    def _unwrap(self, name, wrapper, args):
+    def _unwrap(self, name, wrapper, args, tail=False):
         """The command a wrapper runs (None when it runs none) and whether it appends unknown arguments."""
         parsed = _parse_options(args, wrapper, stop_at_operand=True)
         self._check_flags(wrapper, name, parsed)
@@ -403,6 +403,8 @@ class _Walker(_WordRules):
             self._nested_string(strings[0], f"{name} -c")
             return None, False
         if not rest:
+            if tail:  # `... | xargs timeout 5`: the command itself would come from stdin
+                raise _denial("unknowable", f"{name} without a command behind xargs runs a command read from stdin")
             if wrapper.get("no_command", "allow") != "allow":
                 raise _denial(wrapper["no_command"], f"{name} without a command is not allowed ({wrapper['no_command']})")
             return None, False
@@ -471,6 +473,8 @@ class _Walker(_WordRules):
         category = spec.get("category", "command")
         if "subcommands" in spec:
             if not parsed.operands:
+                if call.unknown_tail:  # `... | xargs docker`: the subcommand would come from stdin
+                    raise _denial("unknowable", f"{label} without a subcommand behind xargs runs one read from stdin")
                 return category
             sub = parsed.operands[0]
             if sub.dynamic:
@@ -527,6 +531,9 @@ class _Walker(_WordRules):
         for word, word_rule in pairs:
             if word.value != "-" or word.dynamic:
                 self._check_path(word, word_rule, label, deny_as)
+        if names & set(spec.get("deref_flags", ())):  # grep -R, diff -r: the walk follows symbolic links
+            for word in operands or [_Word(".")]:
+                self._check_no_deref(word, label)
 
     def _nested_string(self, word, label):
         """Judge a command string another command will run (sh -c, flock -c) as if typed here."""

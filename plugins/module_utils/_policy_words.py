@@ -36,6 +36,56 @@ def _literal_prefix(pattern):
     return pattern
 
 
+_POSIX_CLASSES = {"alpha": "A-Za-z", "digit": "0-9", "alnum": "A-Za-z0-9", "upper": "A-Z", "lower": "a-z",
+                  "space": " \\t\\n\\r\\f\\v", "blank": " \\t", "xdigit": "0-9A-Fa-f", "cntrl": "\\x00-\\x1f\\x7f",
+                  "print": "\\x20-\\x7e", "graph": "\\x21-\\x7e", "word": "A-Za-z0-9_",
+                  "punct": re.escape("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~")}
+
+
+def _bracket_end(pattern, i):
+    """The index after the bracket expression opening at pattern[i] (bash's rules), or -1 when `[` is literal."""
+    j = i + 1
+    if pattern[j:j + 1] in ("!", "^"):
+        j += 1
+    if pattern[j:j + 1] == "]":
+        j += 1  # a leading ] is a member
+    while j < len(pattern):
+        if pattern.startswith(("[:", "[.", "[="), j):
+            end = pattern.find(pattern[j + 1] + "]", j + 2)
+            if end < 0:
+                return -1
+            j = end + 2
+            continue
+        if pattern[j] == "]":
+            return j + 1
+        j += 1
+    return -1
+
+
+def _bracket_regex(body):
+    """A regex for one character of the bracket expression [body], as bash reads it (`!` and `^` negate,
+    [:classes:], ranges); None when not understood (then it may match anything)."""
+    negate = body[:1] in ("!", "^")
+    body, out, j = body[1:] if negate else body, [], 0
+    while j < len(body):
+        if body.startswith(("[:", "[.", "[="), j):
+            end = body.find(body[j + 1] + "]", j + 2)
+            name = body[j + 2:end]
+            if body[j + 1] != ":" or name not in _POSIX_CLASSES:
+                return None
+            out.append(_POSIX_CLASSES[name])
+            j = end + 2
+        elif j + 2 < len(body) and body[j + 1] == "-":
+            if body[j] > body[j + 2]:
+                return None
+            out.append(re.escape(body[j]) + "-" + re.escape(body[j + 2]))
+            j += 3
+        else:
+            out.append(re.escape(body[j]))
+            j += 1
+    return "[" + ("^" if negate else "") + "".join(out) + "]" if out else None
+
+
 def _glob_tokens(pattern, shell):
     """Tokens of a glob: ("*", crosses_slash) | ("?", None) | ("[", class) | ("c", char).
 
@@ -50,10 +100,10 @@ def _glob_tokens(pattern, shell):
             tokens.append(("*", not shell))
         elif char == "?":
             tokens.append(("?", None))
-        elif char == "[" and pattern.find("]", i + 2) > 0:
-            end = pattern.find("]", i + 2)
-            tokens.append(("[", pattern[i + 1:end]))
-            i = end
+        elif char == "[" and _bracket_end(pattern, i) > 0:
+            end = _bracket_end(pattern, i)
+            tokens.append(("[", _bracket_regex(pattern[i + 1:end - 1])))
+            i = end - 1
         else:
             tokens.append(("c", char))
         i += 1
@@ -66,7 +116,7 @@ def _chars_meet(a, b, a_is_shell):
         return a[1] == b[1]
     for one, other in ((a, b), (b, a)):
         if one[0] == "c" and other[0] == "[":
-            return fnmatch.fnmatchcase(one[1], "[" + other[1] + "]")
+            return other[1] is None or re.fullmatch(other[1], one[1]) is not None
     if a_is_shell and ("c", "/") in (a, b):
         return False  # a shell `?` or `[...]` never matches `/`
     return True
@@ -125,6 +175,21 @@ def _is_inside(path, root, allow_root):
     return not any(part.startswith(".") and any(c in part for c in _GLOB_CHARS) for part in path.split("/"))
 
 
+def _component_regex(part):
+    """A regex for one path component of a shell glob, with bash's bracket expressions."""
+    out, i = [], 0
+    while i < len(part):
+        char = part[i]
+        if char == "[" and _bracket_end(part, i) > 0:
+            end = _bracket_end(part, i)
+            out.append(_bracket_regex(part[i + 1:end - 1]) or ".")
+            i = end
+            continue
+        out.append("[^/]*" if char == "*" else "[^/]" if char == "?" else re.escape(char))
+        i += 1
+    return "".join(out)
+
+
 def _expand_glob(pattern, budget=5000):
     """The paths a shell glob matches now, reading at most `budget` directory entries (None beyond that)."""
     found = ["/"]
@@ -132,7 +197,7 @@ def _expand_glob(pattern, budget=5000):
         if not any(c in part for c in "*?["):
             found = [posixpath.join(base, part) for base in found]
             continue
-        matched = []
+        matched, regex = [], _component_regex(part)
         for base in found:
             try:
                 with os.scandir(base) as entries:
@@ -141,7 +206,7 @@ def _expand_glob(pattern, budget=5000):
                         if budget < 0:
                             return None
                         # like sh: a wildcard never matches a leading dot
-                        if fnmatch.fnmatchcase(entry.name, part) and (part[0] == "." or entry.name[0] != "."):
+                        if re.fullmatch(regex, entry.name, re.S) and (part[0] == "." or entry.name[0] != "."):
                             matched.append(posixpath.join(base, entry.name))
             except OSError:
                 continue
@@ -166,6 +231,13 @@ def _parse_size(text):
 # ---------------------------------------------------------------------------------------------------------
 # Words
 # ---------------------------------------------------------------------------------------------------------
+def _bracket_may_match(text, char):
+    """Can the bracket expression that text starts with match char (unknown expressions can)?"""
+    end = _bracket_end(text, 0)
+    regex = _bracket_regex(text[1:end - 1]) if end > 0 else None
+    return regex is None or re.fullmatch(regex, char) is not None
+
+
 def _scan_word(raw):
     """Quote removal on a word's source text, as sh does it: (value, flags).
 
@@ -212,7 +284,7 @@ def _scan_word(raw):
         elif not in_double and (char in "*?" or (char == "[" and "]" in raw[i + 1:])):
             flags.add("glob")
             # a leading wildcard can expand to a file named like an option (`-rf`, `--to-command=sh`)
-            if not out and (char != "[" or re.match(r"\[[!^]|\[[^]]*-", raw[i:])):
+            if not out and (char != "[" or _bracket_may_match(raw[i:], "-")):
                 flags.add("lead_glob")
         out.append(char)
         unquoted.append("_" if in_double else char)

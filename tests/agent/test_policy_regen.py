@@ -37,8 +37,8 @@ def sandbox(tmp_path_factory):
     work.mkdir()
     log = root / "log"
     stub = f"""#!{BASH} -p
-r="${{0##*/}}"; for a in "$@"; do r+=$'\\037'"$a"; done; printf '%s\\036' "$r" >> "$STUB_LOG"
-"""  # one write per record: stages of a pipeline log at the same time
+r="${{0##*/}}"; for a in "$@"; do r+=$'\\037'"$a"; done; printf '%s' "$r" > "$STUB_LOG/$$.$RANDOM$RANDOM"
+"""  # a file per record: the stages of a pipeline run at the same time
     for name in STUBS:
         path = bin_dir / name
         path.write_text(stub)
@@ -56,13 +56,14 @@ r="${{0##*/}}"; for a in "$@"; do r+=$'\\037'"$a"; done; printf '%s\\036' "$r" >
 
 def run_logged(sandbox, argv):
     """Run argv under the stubs; the argvs the stubs saw."""
-    sandbox["log"].write_text("")
+    shutil.rmtree(sandbox["log"], ignore_errors=True)
+    sandbox["log"].mkdir()
     env = {"PATH": str(sandbox["bin"]), "BASH_ENV": str(sandbox["env"]), "STUB_LOG": str(sandbox["log"]),
            "HOME": str(sandbox["work"]), "LANG": "C"}
     subprocess.run(argv, cwd=sandbox["work"], env=env, stdin=subprocess.DEVNULL, capture_output=True, timeout=20,
                    check=False)
-    records = sandbox["log"].read_text(errors="replace").split("\x1e")
-    return [tuple(r.split("\x1f")) for r in records if r]
+    records = [p.read_text(errors="replace") for p in sandbox["log"].iterdir()]
+    return [tuple(r.split("\x1f")) for r in records]
 
 
 def expected(verdict):
@@ -198,6 +199,8 @@ HANDWRITTEN = [
     ("echo $'a\\tb' | cat", True),
     ("ls [!a]*.log | cat", True),
     ("ls [[:alpha:]].log | cat", True),
+    ("ls []a].log [^a].log | cat", True),
+    ("cat [[:alpha:]].log", True),
     ("echo ${HOME%/*} | cat", True),
     ("{ uptime; id; } > out.txt", True),
     ("(uptime) 2>&1 | cat", True),
