@@ -14,7 +14,7 @@ description:
   - Sends a command to the DTMA agent (C(POST /ssh/execute)), which checks it against its command safety
     policy and runs it. A blocked command fails the task with the policy rule and reason; nothing runs.
   - With O(fallback=ssh), when the agent does not answer, the request goes over a real SSH connection to
-    C(dtma-agent exec) on the host (O(ssh_agent_path)), which does what the agent would: it checks the command
+    C(dtma-agent exec) on the host (O(ssh_agent_path)), which does what the agent would do. It checks the command
     against the policy the host uses (its C(DTMA_POLICY_FILE), read from O(ssh_env_file)) and runs it in the same
     sandbox, with the same Docker filter and audit trail. The SSH user must be able to read that file and reach the
     sandbox launcher (root, or a member of the agent's group). The result says which RV(transport) ran it.

@@ -178,7 +178,7 @@ def test_the_issues_exact_attack_creates_nothing(agent, docker_api, names):
 def test_override_nested_too_deeply_is_422_naming_the_field(agent, docker_api, names):
     deep: dict = {}
     node = deep
-    for _ in range(40):
+    for _attempt in range(40):
         node["a"] = {}
         node = node["a"]
     body = {"dockerImageUrl": BUSYBOX, "instanceNameOnToolbox": names["tool"], "accountToolInstanceId": "x",

@@ -26,9 +26,8 @@ def _audit_docker(trail: dict):
     """The Docker filter's denials are audited like the policy's, under the command that caused them."""
     def record(decision: dict) -> None:
         if not decision.get("allowed"):
-            audit.record(verdict="docker_denied", **{**trail, "rule": "docker_filter",
-                                                      "reason": f"{decision.get('method')} {decision.get('path')}: "
-                                                                f"{decision.get('reason')}"})
+            reason = f"{decision.get('method')} {decision.get('path')}: {decision.get('reason')}"
+            audit.record(verdict="docker_denied", **{**trail, "rule": "docker_filter", "reason": reason})
     return record
 
 

@@ -277,11 +277,12 @@ def _security_opt(value, path, scope):
 
 
 _STRINGS = _either(_list(STR), STR)  # Docker's strslice: a list or one string
+
+
 def _label_key(key, path, scope):
     if key.startswith("agentopia."):
         _refuse(path, "agentopia.* labels are the agent's own")
     return _text(r"[^\x00]{1,256}", "a label name")(key, path, scope)
-
 
 
 # rlimits that cannot starve the host (memlock, rtprio, rttime and nice can)
