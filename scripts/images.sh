@@ -8,7 +8,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DOCKER=/usr/bin/docker
-recipe=$(cat scripts/images.sh $(find images -type f | sort) | sha256sum | cut -c1-16)
+mapfile -t recipe_files < <(find images -type f | sort)
+recipe=$(cat scripts/images.sh "${recipe_files[@]}" | sha256sum | cut -c1-16)
 have() {
   [ "${FORCE:-0}" != 1 ] &&
     [ "$("$DOCKER" image inspect -f '{{ index .Config.Labels "agentopia.recipe" }}' "$1" 2>/dev/null)" = "$recipe" ]
