@@ -44,7 +44,9 @@ ln -sfn "$repo" "$STATE/collections/ansible_collections/agentopia/dtma"
 # The droplet: what a fresh cloud VM gives us (systemd, sshd, root's authorized key, Docker's socket).
 if [ "$("$DOCKER" inspect -f '{{.State.Running}}' "$NAME" 2>/dev/null)" != true ]; then
   "$DOCKER" rm -f "$NAME" >/dev/null 2>&1 || true
+  # the three security-opts let bubblewrap (the exec sandbox) work as on a real VM, which has no Docker confinement
   "$DOCKER" run -d --name "$NAME" --hostname droplet-1 --cap-add SYS_ADMIN --cgroupns=host \
+    --security-opt seccomp=unconfined --security-opt apparmor=unconfined --security-opt systempaths=unconfined \
     -v /sys/fs/cgroup:/sys/fs/cgroup:rw -v /var/run/docker.sock:/var/run/docker.sock \
     --tmpfs /run --tmpfs /run/lock -p "127.0.0.1:$SSH_PORT:22" -p "127.0.0.1:$PORT:$PORT" \
     local/debian-systemd:bookworm >/dev/null

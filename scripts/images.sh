@@ -51,14 +51,16 @@ fi
 # No Docker inside: the host's socket is mounted in. STOPSIGNAL needs a Dockerfile (docker import refuses it).
 if ! have local/debian-systemd:bookworm; then
   mmdebstrap --quiet --variant=minbase \
-    --include=systemd,systemd-sysv,python3,python3-venv,python3-pip,python3-apt,sudo,dbus,procps,iproute2,openssh-server,ca-certificates,bubblewrap \
+    --include=systemd,systemd-sysv,python3,python3-venv,python3-pip,python3-apt,sudo,dbus,procps,iproute2,openssh-server,ca-certificates,bubblewrap,curl \
     --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/doc/*' \
     --dpkgopt='path-exclude=/usr/share/locale/*' \
     bookworm "$work/sysd" /etc/apt/sources.list.d/debian.sources
   tar -C "$work/sysd" -c . | "$DOCKER" import --change 'CMD ["/lib/systemd/systemd"]' - local/debian-systemd:base >/dev/null
   rm -rf "$work/sysd"
   mkdir -p "$work/sysd-ctx"
-  printf 'FROM local/debian-systemd:base\nSTOPSIGNAL SIGRTMIN+3\n' >"$work/sysd-ctx/Dockerfile"
+  # the docker CLI (from the host's docker.io) as a droplet has it; the engine is the host's, through its socket
+  cp /usr/bin/docker "$work/sysd-ctx/docker"
+  printf 'FROM local/debian-systemd:base\nCOPY docker /usr/bin/docker\nSTOPSIGNAL SIGRTMIN+3\n' >"$work/sysd-ctx/Dockerfile"
   DOCKER_BUILDKIT=0 "$DOCKER" build --quiet "${label[@]}" -t local/debian-systemd:bookworm "$work/sysd-ctx" >/dev/null
   echo "built local/debian-systemd:bookworm"
 fi
@@ -76,7 +78,7 @@ if ! have local/ubuntu-systemd:jammy; then
   gpg --homedir "$work/ukr/gnupg" --export "$UBUNTU_ARCHIVE_KEY" >"$work/ukr/archive.gpg"
   [ -s "$work/ukr/archive.gpg" ] || { echo "images.sh: the Ubuntu archive key $UBUNTU_ARCHIVE_KEY is not in ubuntu-keyring" >&2; exit 1; }
   mmdebstrap --quiet --variant=minbase --keyring="$work/ukr/archive.gpg" --components=main,universe \
-    --include=systemd,systemd-sysv,python3,python3-venv,python3-pip,python3-apt,sudo,dbus,procps,iproute2,openssh-server,ca-certificates,bubblewrap \
+    --include=systemd,systemd-sysv,python3,python3-venv,python3-pip,python3-apt,sudo,dbus,procps,iproute2,openssh-server,ca-certificates,bubblewrap,curl \
     --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/doc/*' \
     --dpkgopt='path-exclude=/usr/share/locale/*' \
     jammy "$work/jammy" http://archive.ubuntu.com/ubuntu
