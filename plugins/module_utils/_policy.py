@@ -107,7 +107,8 @@ executables             {name: spec}: what is allowed, and how its arguments are
 A spec (executables, subcommands) may hold:
   category            id of the allow rule: allow.<category>
   handler             special argument grammar: shell docker_run docker_exec docker_cp systemctl service
-                      kill ip awk sed find tar curl wget dd copy chmod chown jq cd shell_vars ps
+                      kill ip awk sed find tar curl wget dd copy chmod chown jq cd shell_vars ps docker
+                      (docker: the subcommand must be in the shared Docker operations table, _docker_access.py)
   same_as             "docker ps": use that spec
   forms               [[arg, ...]]: argv must start with one of these (python3 -m json.tool)
   value_flags         options that take a value; opt_value_flags: options whose value is only attached
@@ -140,7 +141,8 @@ scratch (strictly inside a scratch dir), scratch_dir (a scratch dir or inside on
 # ---------------------------------------------------------------------------------------------------------
 _PATH_RULES = ("none", "list", "read", "read_tree", "scratch", "scratch_dir")
 _HANDLERS_NAMES = ("shell", "docker_run", "docker_exec", "docker_cp", "systemctl", "service", "kill", "ip", "awk",
-                   "sed", "find", "tar", "curl", "wget", "dd", "copy", "chmod", "chown", "jq", "cd", "shell_vars", "ps")
+                   "sed", "find", "tar", "curl", "wget", "dd", "copy", "chmod", "chown", "jq", "cd", "shell_vars", "ps",
+                   "docker")
 _CATEGORY_RE = re.compile(r"[a-z][a-z0-9_]*\Z")
 # value kinds used by the key tables below
 _STR, _INT, _BOOL, _STRS, _CATS, _RULE, _RULES_MAP, _REGEX, _REGEX_CATS = (
