@@ -18,7 +18,9 @@ from __future__ import annotations
 #   _policy_walk.py                 parsing and walking the tree, for loops, wrappers, the generic argument checks
 #   _policy_script.py               what runs: the script regenerated from the checked tree (run_argv), and
 #                                   bash's here-document rules in place of bashlex's
-#   _policy_tools.py                handlers: shells, builtins, kill, systemctl, ip, curl/wget, docker
+#   _policy_tools.py                handlers: shells, builtins, kill, ps, systemctl, ip, curl/wget, docker
+#                                   (docker subcommands: the table in _docker_access.py, shared with the
+#                                   agent's filtered Docker API)
 #   _policy_tools_files.py          handlers: awk, sed, jq, find, tar, dd, cp/mv, chmod/chown
 # The agent's dtma_agent/policy/ holds a symlink to each of these files (engine.py is this one); each file
 # imports its siblings by the collection path under Ansible and relatively inside the agent.
