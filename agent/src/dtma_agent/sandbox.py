@@ -77,6 +77,7 @@ class Confinement:
     max_file_size: int = 64 << 20
     max_memory: int = 4 << 30
     bwrap: str = BWRAP
+    sized_tmpfs: bool = True  # bubblewrap >= 0.7 (--size); older ones (Ubuntu 22.04: 0.6) are capped by the cgroup only
     _ids: tuple = field(default=(), repr=False)
 
     def ids(self) -> tuple[int, int]:
@@ -107,7 +108,7 @@ class Confinement:
             else:  # a file (or a link): an empty, unreadable stand-in
                 args += ["--ro-bind", "/dev/null", path]
         for path in dict.fromkeys(("/tmp", "/var/tmp", self.scratch)):
-            args += ["--size", str(self.scratch_size), "--tmpfs", path]
+            args += (["--size", str(self.scratch_size)] if self.sized_tmpfs else []) + ["--tmpfs", path]
         args += ["--chdir", self.scratch, "--clearenv"]
         for key, value in env.items():
             args += ["--setenv", key, value]
@@ -324,6 +325,11 @@ def launcher_main(argv=None) -> int:
         print(f"dtma-agent sandbox-launcher: refusing to start: {args.bwrap} is missing (install bubblewrap)",
               file=sys.stderr)
         return 2
+    help_text = subprocess.run([args.bwrap, "--help"], capture_output=True, text=True, check=False).stdout
+    confinement.sized_tmpfs = "--size" in help_text
+    if not confinement.sized_tmpfs:
+        print("dtma-agent sandbox-launcher: this bubblewrap has no --size: scratch tmpfs sizes are bounded only by the "
+              "unit's MemoryMax", file=sys.stderr)
     sock = _listening_socket(args.socket)
     if args.socket:
         if args.socket_group:
