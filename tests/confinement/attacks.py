@@ -556,10 +556,10 @@ def build(session: str) -> list[dict]:
     """The attacks with their ids (stable order) and markers."""
     out: list[dict] = []
 
-    def add(cls, command=None, timeout_ms=4000, route=None, override=None):
+    def add(cls, command=None, timeout_ms=4000, route=None, override=None, oi=None):
         n = 100 + len(out)
         out.append({"id": n, "cls": cls, "command": command, "timeout_ms": timeout_ms, "route": route,
-                    "override": override, "marker": f"pwned-{session}-{n}", "sleep": f"987{n}"})
+                    "override": override, "oi": oi, "marker": f"pwned-{session}-{n}", "sleep": f"987{n}"})
 
     for c in PARSER:
         add("parser", c)
@@ -578,8 +578,8 @@ def build(session: str) -> list[dict]:
     for c in WRITE:
         add("write_outside", c)
     for route in API_ROUTES:
-        for o in OVERRIDES:
-            add("api_override", route=route, override=o)
+        for i, o in enumerate(OVERRIDES):
+            add("api_override", route=route, override=o, oi=i)
     for c in SIGNAL:
         add("signal_agent", c)
     for c, t in RESOURCES:

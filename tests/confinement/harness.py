@@ -99,7 +99,7 @@ _GRANTS = (
                                          for m in h.get("Mounts") or [])),
     ("VolumesFrom", lambda h: bool(h.get("VolumesFrom"))),
     ("namespace", lambda h: any(str(h.get(k) or "").lower() == "host" or str(h.get(k) or "").lower().startswith(
-        "container:") for k in ("PidMode", "IpcMode", "UTSMode", "UsernsMode", "NetworkMode", "CgroupnsMode"))),
+        "container:") for k in ("PidMode", "IpcMode", "UTSMode", "UsernsMode", "NetworkMode"))),
     ("SecurityOpt", lambda h: any("unconfined" in str(o) or "disable" in str(o) for o in h.get("SecurityOpt") or [])),
     ("CgroupParent", lambda h: bool(h.get("CgroupParent"))),
     ("Runtime", lambda h: h.get("Runtime") not in (None, "", "runc")),
@@ -230,13 +230,24 @@ def run_all(d: Droplet, attacks: list[dict]) -> list[dict]:
     for a in attacks:
         res = send(d, a)
         batch.append(res)
-        if a["cls"] in ONE_BY_ONE or len(batch) >= BATCH or a is attacks[-1]:
+        alone = a["cls"] in ONE_BY_ONE or "@VICTIM@" in (a["command"] or "") or (
+            a["cls"] == "write_outside" and "canary" in (a["command"] or ""))
+        if alone or len(batch) >= BATCH or a is attacks[-1]:
             check_batch(d, batch, by_id)
             results.extend(batch)
             batch = []
     if batch:
         check_batch(d, batch, by_id)
         results.extend(batch)
+    # a validate route that says yes to an override its real route turned into host access is wrong too
+    real = {(by_id[r["id"]]["route"], by_id[r["id"]]["oi"]): r for r in results if by_id[r["id"]]["route"]}
+    for r in results:
+        a = by_id[r["id"]]
+        if a["route"] and a["route"].endswith("/validate") and r["verdict"] == "accepted":
+            twin = real.get((a["route"].rsplit("/", 1)[0], a["oi"]))
+            if twin and twin["impacts"]:
+                r["impacts"].append(f"validate accepted an override that {twin['request'][:22]!r} turned into host "
+                                    f"access (#{twin['id']})")
     for r in results:
         r["impacts"] = sorted(set(r["impacts"]))
     return results
