@@ -51,7 +51,7 @@ fi
 # No Docker inside: the host's socket is mounted in. STOPSIGNAL needs a Dockerfile (docker import refuses it).
 if ! have local/debian-systemd:bookworm; then
   mmdebstrap --quiet --variant=minbase \
-    --include=systemd,systemd-sysv,python3,python3-venv,python3-pip,python3-apt,sudo,dbus,procps,iproute2,openssh-server,ca-certificates,bubblewrap \
+    --include=systemd,systemd-sysv,python3,python3-venv,python3-pip,python3-apt,sudo,dbus,procps,iproute2,openssh-server,ca-certificates,bubblewrap,curl \
     --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/doc/*' \
     --dpkgopt='path-exclude=/usr/share/locale/*' \
     bookworm "$work/sysd" /etc/apt/sources.list.d/debian.sources
@@ -78,7 +78,7 @@ if ! have local/ubuntu-systemd:jammy; then
   gpg --homedir "$work/ukr/gnupg" --export "$UBUNTU_ARCHIVE_KEY" >"$work/ukr/archive.gpg"
   [ -s "$work/ukr/archive.gpg" ] || { echo "images.sh: the Ubuntu archive key $UBUNTU_ARCHIVE_KEY is not in ubuntu-keyring" >&2; exit 1; }
   mmdebstrap --quiet --variant=minbase --keyring="$work/ukr/archive.gpg" --components=main,universe \
-    --include=systemd,systemd-sysv,python3,python3-venv,python3-pip,python3-apt,sudo,dbus,procps,iproute2,openssh-server,ca-certificates,bubblewrap \
+    --include=systemd,systemd-sysv,python3,python3-venv,python3-pip,python3-apt,sudo,dbus,procps,iproute2,openssh-server,ca-certificates,bubblewrap,curl \
     --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/doc/*' \
     --dpkgopt='path-exclude=/usr/share/locale/*' \
     jammy "$work/jammy" http://archive.ubuntu.com/ubuntu

@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 DOCKER=/usr/bin/docker
 
 missing=()
-for pkg in docker.io busybox-static mmdebstrap openssh-server openssh-client shellcheck curl gpg; do
+for pkg in docker.io bubblewrap busybox-static mmdebstrap openssh-server openssh-client shellcheck curl gpg; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
 done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -21,6 +21,10 @@ if ! "$DOCKER" info >/dev/null 2>&1; then
   for _ in $(seq 1 60); do "$DOCKER" info >/dev/null 2>&1 && break; sleep 0.5; done
   "$DOCKER" info >/dev/null 2>&1 || { echo "setup: dockerd did not start; see /var/log/dockerd.log" >&2; exit 1; }
 fi
+
+# the identity the tests' exec sandbox runs commands as (the role creates it on a droplet)
+id dtma-exec >/dev/null 2>&1 || useradd --system --user-group --no-create-home --home-dir /nonexistent \
+  --shell /usr/sbin/nologin dtma-exec
 
 if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -54,7 +56,7 @@ class Agent:
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = tmp / f"agent-{self.port}.log"
         self.env = {k: v for k, v in os.environ.items() if not k.startswith(("DTMA_", "AGENTOPIA_", "BACKEND_TO_DTMA"))}
-        self.env.update({"DTMA_BEARER_TOKEN": self.token, "PYTHONUNBUFFERED": "1", **(env or {})})
+        self.env.update({"DTMA_BEARER_TOKEN": self.token, "PYTHONUNBUFFERED": "1", **SANDBOX_ENV, **(env or {})})
         self.session = requests.Session()
         self.session.headers["Authorization"] = f"Bearer {self.token}"
         self.proc: subprocess.Popen | None = None
@@ -98,6 +100,41 @@ class Agent:
 
     def delete(self, path, **kw):
         return self.session.delete(self.url + path, timeout=kw.pop("timeout", 120), **kw)
+
+
+class SandboxLauncher:
+    """The real root launcher of the exec sandbox (`dtma-agent sandbox-launcher`) on a socket of its own; commands
+    run as the `dtma-exec` user that scripts/setup.sh creates. The runtime dir (filtered Docker API sockets) must be
+    traversable by that user, so it is not under pytest's private tmp dirs."""
+
+    def __init__(self, tmp: Path):
+        self.socket = tmp / "sandbox.sock"
+        self.runtime_dir = Path(tempfile.mkdtemp(prefix="dtmatest-run-"))
+        self.runtime_dir.chmod(0o755)
+        self.log_path = tmp / "sandbox-launcher.log"
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def env(self) -> dict:
+        return {"DTMA_SANDBOX_SOCKET": str(self.socket), "DTMA_RUNTIME_DIR": str(self.runtime_dir)}
+
+    def start(self) -> "SandboxLauncher":
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen([str(AGENT_BIN), "sandbox-launcher", "--socket", str(self.socket),
+                                          "--docker-socket-dir", str(self.runtime_dir), "--scratch", "/tmp"],
+                                         stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        if not wait_until(self.socket.exists, 10):
+            raise RuntimeError(f"the sandbox launcher did not start: {self.log_path.read_text(errors='replace')}")
+        return self
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+        shutil.rmtree(self.runtime_dir, ignore_errors=True)
+
+
+SANDBOX_ENV: dict = {}  # filled by the session's launcher; every Agent gets it
 
 
 class DockerProxy:
@@ -208,6 +245,16 @@ def _clean_docker():
 @pytest.fixture(scope="session")
 def session_tmp(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("agents")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def sandbox_launcher(session_tmp):
+    if subprocess.run(["id", "dtma-exec"], capture_output=True, check=False).returncode != 0:
+        pytest.exit("the user dtma-exec (the exec sandbox's identity) is missing; run scripts/setup.sh", returncode=3)
+    launcher = SandboxLauncher(session_tmp).start()
+    SANDBOX_ENV.update(launcher.env)
+    yield launcher
+    launcher.stop()
 
 
 @pytest.fixture(scope="session")

@@ -30,6 +30,26 @@ def policy_context(settings: Settings, scratch: str) -> PolicyContext:
                          resolve_paths=True, cwd=scratch)
 
 
+def exec_state(settings: Settings, state) -> None:
+    """What running commands needs (policy, its context, the sandboxed executor), set on `state`: the app's, or
+    the one `dtma-agent exec` builds."""
+    scratch = str(settings.scratch_dir or tempfile.gettempdir())
+    state.settings = settings
+    state.policy = load_policy(str(settings.policy_file)) if settings.policy_file else default_policy()
+    state.policy_context = policy_context(settings, scratch)
+    state.executor = Executor(settings.sandbox_socket, settings.exec_max_concurrent, settings.exec_output_cap,
+                              docker_filter=docker_filter(), runtime_dir=str(settings.runtime_dir))
+
+
+def docker_filter():
+    """The filtered Docker API that commands get, when the engine is a local socket (the filter proxies to it)."""
+    host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+    if not host.startswith("unix://"):
+        return None
+    from .docker_filter import DockerFilter  # pylint: disable=import-outside-toplevel
+    return DockerFilter(host[len("unix://"):])
+
+
 def create_app(settings: Settings, gateway: DockerGateway | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -43,14 +63,10 @@ def create_app(settings: Settings, gateway: DockerGateway | None = None) -> Fast
 
     app = FastAPI(title="DTMA agent", version=__version__, lifespan=lifespan,
                   description="Droplet Tool Management Agent: MCP-server containers through the Docker Engine API.")
-    app.state.settings = settings
     app.state.gateway = gateway or DockerGateway()
     app.state.boot_id = uuid.uuid4().hex
     app.state.started_monotonic = time.monotonic()
-    scratch = str(settings.scratch_dir or tempfile.gettempdir())
-    app.state.policy = load_policy(str(settings.policy_file)) if settings.policy_file else default_policy()
-    app.state.policy_context = policy_context(settings, scratch)
-    app.state.executor = Executor(settings.exec_max_concurrent, settings.exec_output_cap, scratch)
+    exec_state(settings, app.state)
     if settings.log_dir:
         audit.open_file(settings.log_dir)
     app.state.restart_limiter = RestartLimiter(settings.restart_limit, settings.restart_window_s, settings.restart_cooldown_s)

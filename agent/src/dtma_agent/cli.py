@@ -25,6 +25,12 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["sandbox-launcher"]:  # the root side of the exec sandbox (its own systemd unit)
+        from .sandbox import launcher_main
+        return launcher_main(argv[1:])
+    if argv[:1] == ["exec"]:  # one command through the host's policy and sandbox, e.g. over SSH
+        return exec_main(argv[1:])
     args = parse_args(argv)
     if args.dump_default_policy or args.check_policy:
         from .policy import PolicyError, dump_default_policy, load_policy
@@ -65,6 +71,47 @@ def main(argv=None) -> int:
     uvicorn.run(app, host=settings.host, port=settings.port, log_level="info", access_log=True,
                 ssl_certfile=settings.tls_cert, ssl_keyfile=settings.tls_key, timeout_graceful_shutdown=5)
     return 0
+
+
+def exec_main(argv) -> int:
+    """`dtma-agent exec --env-file FILE < request.json`: what POST /ssh/execute does, without the HTTP service
+    (the SSH fallback when the agent does not answer). The request and the answer are the route's JSON; the exit
+    status is 0 when the answer is a 200."""
+    import asyncio  # pylint: disable=import-outside-toplevel
+    import json  # pylint: disable=import-outside-toplevel
+    import types  # pylint: disable=import-outside-toplevel
+
+    import pydantic  # pylint: disable=import-outside-toplevel
+
+    parser = argparse.ArgumentParser(prog="dtma-agent exec", description=exec_main.__doc__)
+    parser.add_argument("--env-file", help="the agent's env file: its policy, sandbox and log settings")
+    args = parser.parse_args(argv)
+    from . import audit, commands  # pylint: disable=import-outside-toplevel
+    from .app import exec_state  # pylint: disable=import-outside-toplevel
+    from .errors import ApiError, error_body  # pylint: disable=import-outside-toplevel
+    from .policy import PolicyError  # pylint: disable=import-outside-toplevel
+    from .schemas import ExecRequest  # pylint: disable=import-outside-toplevel
+
+    try:
+        settings = Settings.load(env_file=args.env_file)
+        state = types.SimpleNamespace()
+        exec_state(settings, state)
+        body = ExecRequest.model_validate_json(sys.stdin.read())
+    except (SettingsError, PolicyError, OSError) as exc:
+        print(json.dumps(error_body("cannot run", str(exc))))
+        return 2
+    except pydantic.ValidationError as exc:
+        print(json.dumps(error_body("invalid request", "; ".join(e["msg"] for e in exc.errors()))))
+        return 2
+    if settings.log_dir:
+        audit.open_file(settings.log_dir)
+    os.makedirs(settings.runtime_dir, mode=0o755, exist_ok=True)  # systemd removes it while the agent is down
+    try:
+        status, payload = asyncio.run(commands.execute(state, body, client="ssh", token_id="ssh"))
+    except ApiError as exc:
+        status, payload = exc.status, error_body(exc.error, exc.message, **exc.extra)
+    print(json.dumps(payload))
+    return 0 if status == 200 else 1
 
 
 if __name__ == "__main__":

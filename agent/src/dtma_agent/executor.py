@@ -1,30 +1,28 @@
-"""Runs one approved command: its own process group, a scrubbed environment, capped output, a hard timeout.
+"""Runs one approved command in the sandbox (sandbox.py): the agent hands the launcher the argv and the two ends
+of its output pipes and reads them here, capped, while the launcher confines, times out and reaps.
 
-Nothing the command starts outlives the request: when it ends, times out or the request is cancelled,
-whatever is left of its process group is killed.
-
-Event-driven on the agent's loop, with no thread per command: the pipes and a pidfd are watched with
-add_reader. (uvloop's own subprocess support forks the whole agent and costs ~4 ms per command; Popen uses
-vfork, ~1 ms.)
+Event-driven on the agent's loop, with no thread per command: the pipes and the launcher's connection are watched
+with add_reader. Nothing the command starts outlives the request: the sandbox's PID namespace dies with it, when it
+ends, times out, or the request is cancelled (closing the connection kills it).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
-import signal
-import subprocess
+import socket
 import threading
 import time
+import uuid
 from dataclasses import dataclass
 
 from .errors import ApiError
 
-SAFE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-KILL_GRACE_S = 2.0
-PIPE_DRAIN_S = 5.0  # a process that left the group but kept our pipes open cannot hold the request longer
-# Only these variables reach a child; everything else (tokens, API keys, the agent's own settings) stays out.
-PASSED_THROUGH = ("DOCKER_HOST", "TZ")
+# the launcher enforces the timeout; this margin only bounds a launcher that stopped answering
+LAUNCHER_GRACE_S = 10.0
+PIPE_DRAIN_S = 2.0
+PASSED_THROUGH = ("TZ",)
 
 
 @dataclass
@@ -37,19 +35,12 @@ class ExecResult:
     timed_out: bool
 
 
-def child_environment(scratch_dir: str) -> dict:
-    env = {"PATH": SAFE_PATH, "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "HOME": scratch_dir, "TERM": "dumb",
-           "PAGER": "cat", "SYSTEMD_PAGER": "", "SYSTEMD_COLORS": "0"}
-    env.update({k: os.environ[k] for k in PASSED_THROUGH if k in os.environ})
-    return env
-
-
 class _Capture:
     """Reads a pipe to the end on the loop, keeping at most `cap` bytes (the rest is drained so the child never
     blocks); `done` resolves at end of file."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, pipe, cap: int):
-        self.loop, self.pipe, self.fd, self.cap = loop, pipe, pipe.fileno(), cap
+    def __init__(self, loop: asyncio.AbstractEventLoop, fd: int, cap: int):
+        self.loop, self.fd, self.cap = loop, fd, cap
         self.data, self.truncated = bytearray(), False
         self.done = loop.create_future()
         os.set_blocking(self.fd, False)
@@ -74,49 +65,19 @@ class _Capture:
     def close(self) -> None:
         if not self.done.done():
             self.loop.remove_reader(self.fd)
-            self.pipe.close()
+            os.close(self.fd)
             self.done.set_result(None)
 
     def text(self) -> str:
         return self.data.decode("utf-8", "replace")
 
 
-def _exited(loop: asyncio.AbstractEventLoop, pid: int) -> asyncio.Future:
-    """Resolves when the child has exited, WITHOUT reaping it: while it is a zombie its pid (= the group id)
-    cannot be reused, so the final killpg cannot hit a stranger."""
-    try:
-        pidfd = os.pidfd_open(pid)
-    except (AttributeError, OSError):  # no pidfd (Linux < 5.3): a waiting thread instead
-        return asyncio.ensure_future(loop.run_in_executor(None, os.waitid, os.P_PID, pid, os.WEXITED | os.WNOWAIT))
-    future = loop.create_future()
-
-    def release(_future=None):
-        nonlocal pidfd
-        if pidfd is not None:  # once only: a closed fd number may already belong to someone else
-            loop.remove_reader(pidfd)
-            os.close(pidfd)
-            pidfd = None
-
-    def readable():
-        release()
-        if not future.done():
-            future.set_result(None)
-
-    loop.add_reader(pidfd, readable)
-    future.add_done_callback(release)  # also when cancelled
-    return future
-
-
-def _kill_group(pgid: int, sig: int) -> None:
-    try:
-        os.killpg(pgid, sig)
-    except ProcessLookupError:
-        pass
-
-
 class Executor:
-    def __init__(self, max_concurrent: int = 8, output_cap: int = 1024 * 1024, scratch_dir: str = "/tmp"):
-        self.max_concurrent, self.output_cap, self.scratch_dir = max_concurrent, output_cap, scratch_dir
+    def __init__(self, launcher_socket: str, max_concurrent: int = 8, output_cap: int = 1024 * 1024,
+                 docker_filter=None, runtime_dir: str | None = None):
+        self.launcher_socket, self.max_concurrent, self.output_cap = launcher_socket, max_concurrent, output_cap
+        # commands reach Docker only through a filtered endpoint of their own (docker_filter.py), if at all
+        self.docker_filter, self.runtime_dir = docker_filter, runtime_dir
         self._slots = threading.BoundedSemaphore(max_concurrent)
 
     def slot(self):
@@ -135,42 +96,60 @@ class Executor:
 
         return _Slot()
 
-    async def run(self, argv: list[str], timeout_s: float) -> ExecResult:
+    async def run(self, argv: list[str], timeout_s: float, on_docker_decision=None) -> ExecResult:
+        endpoint = None
+        if self.docker_filter is not None and self.runtime_dir:
+            endpoint = await self.docker_filter.open(os.path.join(self.runtime_dir, f"docker-{uuid.uuid4().hex}.sock"),
+                                                     on_decision=on_docker_decision)
+        try:
+            return await self._run(argv, timeout_s, endpoint.path if endpoint else None)
+        finally:
+            if endpoint is not None:
+                await endpoint.close()
+
+    async def _run(self, argv: list[str], timeout_s: float, docker_socket: str | None) -> ExecResult:
         loop = asyncio.get_running_loop()
         started = time.monotonic()
+        out_r, out_w = os.pipe2(os.O_CLOEXEC)
+        err_r, err_w = os.pipe2(os.O_CLOEXEC)
+        out, err = _Capture(loop, out_r, self.output_cap), _Capture(loop, err_r, self.output_cap)
+        conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        conn.setblocking(False)
         try:
-            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                    env=child_environment(self.scratch_dir), cwd=self.scratch_dir,
-                                    start_new_session=True, close_fds=True)
-        except OSError as exc:
-            return ExecResult(127, "", f"cannot run {argv[0]}: {exc.strerror}", 0.0, False, False)
-        out, err = _Capture(loop, proc.stdout, self.output_cap), _Capture(loop, proc.stderr, self.output_cap)
-        exited = _exited(loop, proc.pid)
-        timed_out = False
-
-        def expire():
-            nonlocal timed_out
-            if exited.done():
-                return  # it ended in time; the pipes are still being drained
-            timed_out = True
-            _kill_group(proc.pid, signal.SIGTERM)
-            timers.append(loop.call_later(KILL_GRACE_S, _kill_group, proc.pid, signal.SIGKILL))
-
-        timers = [loop.call_later(timeout_s, expire)]
-        try:
-            await exited
-            # whatever the command left running in its group (background jobs, grandchildren) goes now
-            _kill_group(proc.pid, signal.SIGKILL)
-            if not (out.done.done() and err.done.done()):
-                await asyncio.wait([out.done, err.done], timeout=PIPE_DRAIN_S)
-        finally:  # also when the request is cancelled: nothing of the command survives it
-            for timer in timers:
-                timer.cancel()
-            _kill_group(proc.pid, signal.SIGKILL)
-            exited.cancel()
+            request = {"argv": argv, "timeout_s": timeout_s, "docker_socket": docker_socket,
+                       "env": {k: os.environ[k] for k in PASSED_THROUGH if k in os.environ}}
+            try:
+                await loop.sock_connect(conn, self.launcher_socket)
+                # one small datagram-sized write with both pipe ends attached; the launcher reads to the newline
+                socket.send_fds(conn, [json.dumps(request).encode() + b"\n"], [out_w, err_w])
+            except OSError as exc:
+                raise ApiError(503, "sandbox unavailable",
+                               f"the exec sandbox launcher at {self.launcher_socket} does not answer ({exc.strerror or exc}); "
+                               "commands never run unconfined") from None
+            finally:
+                os.close(out_w)
+                os.close(err_w)
+            reply = await asyncio.wait_for(_read_line(loop, conn), timeout_s + LAUNCHER_GRACE_S)
+            # the sandbox is gone, so every writer of the pipes is too: end of file follows at once
+            await asyncio.wait([out.done, err.done], timeout=PIPE_DRAIN_S)
+        except asyncio.TimeoutError:
+            reply = {"exit_code": None, "timed_out": True}
+        finally:  # also when the request is cancelled: closing the connection makes the launcher kill the sandbox
+            conn.close()
             out.close()
             err.close()
-        proc.wait()  # reaps the zombie at once
-        return ExecResult(exit_code=proc.returncode, stdout=out.text(), stderr=err.text(),
+        if "error" in reply:
+            raise ApiError(500, "sandbox failed", f"the sandbox refused the command: {reply['error']}")
+        return ExecResult(exit_code=reply.get("exit_code"), stdout=out.text(), stderr=err.text(),
                           duration_ms=round((time.monotonic() - started) * 1000, 1),
-                          truncated=out.truncated or err.truncated, timed_out=timed_out)
+                          truncated=out.truncated or err.truncated, timed_out=bool(reply.get("timed_out")))
+
+
+async def _read_line(loop: asyncio.AbstractEventLoop, conn: socket.socket) -> dict:
+    data = b""
+    while not data.endswith(b"\n"):
+        chunk = await loop.sock_recv(conn, 4096)
+        if not chunk:
+            return {"error": "the launcher closed the connection without a result"}
+        data += chunk
+    return json.loads(data)

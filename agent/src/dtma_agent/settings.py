@@ -72,6 +72,9 @@ class Settings:
     restart_cooldown_s: float = 30.0
     exec_max_concurrent: int = 8
     exec_output_cap: int = 1024 * 1024
+    # the root launcher of the exec sandbox, and where the agent puts each command's filtered Docker API socket
+    sandbox_socket: str = "/run/dtma-sandbox.sock"
+    runtime_dir: Path = Path("/run/dtma")
 
     @property
     def heartbeat_enabled(self) -> bool:
@@ -133,4 +136,6 @@ class Settings:
             restart_cooldown_s=number("DTMA_MCP_RESTART_COOLDOWN_S", 30.0),
             exec_max_concurrent=number("DTMA_EXEC_MAX_CONCURRENT", 8, int),
             exec_output_cap=number("DTMA_EXEC_OUTPUT_CAP", 1024 * 1024, int),
+            sandbox_socket=env.get("DTMA_SANDBOX_SOCKET") or "/run/dtma-sandbox.sock",
+            runtime_dir=path("DTMA_RUNTIME_DIR") or Path("/run/dtma"),
         )
