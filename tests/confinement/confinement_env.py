@@ -17,6 +17,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -32,7 +33,7 @@ if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
 # Results shared with the terminal summary (filled by the test modules).
-RESULTS: dict = {"attacks": [], "routine": [], "timings": {}}
+RESULTS: dict = {"passes": {}, "routine": [], "timings": {}}
 
 
 def _free_port() -> int:
@@ -66,6 +67,8 @@ class Droplet:
     canary_files: dict = field(default_factory=dict)   # path in the droplet -> content that must stay
     agent_pid: int = 0
     agent_tids: list = field(default_factory=list)
+    kind: str = "default"
+    boot: str | None = None
     restarts: int = 0
 
     def __post_init__(self):
@@ -137,13 +140,11 @@ def _demo(env: dict, *args, timeout=600) -> subprocess.CompletedProcess:
                           text=True, timeout=timeout)
 
 
-@pytest.fixture(scope="session")
-def droplet(tmp_path_factory):
+def install_droplet(kind: str, root: Path, keep: bool) -> Droplet:
     """The agent installed by the role on a droplet of its own (not the demo's: own name, ports, group, state dir),
-    with canaries in place. Torn down with `scripts/demo.sh stop` at the end."""
+    with canaries in place. kind "default": the shipped policy; "open": layer 3 opened (open_policy.py)."""
     t0 = time.monotonic()
-    keep = os.environ.get("DTMA_CONFINEMENT_KEEP") == "1"
-    state = Path("/tmp/dtma-confinement-keep") if keep else tmp_path_factory.mktemp("confinement-demo")
+    state = root / kind
     state.mkdir(parents=True, exist_ok=True)
     saved = state / "droplet.json"
     if keep and saved.exists():
@@ -154,46 +155,121 @@ def droplet(tmp_path_factory):
                 "port": _free_port(), "mcp_port": _free_port(), "backend_key": "bk" + secrets.token_hex(24),
                 "mcp_canary": "mcpenv-" + secrets.token_hex(16)}
     session = conf["session"]
-    vars_file = state / "vars.yml"
     group = f"atk{session}"
     mcp = f"atk{session}-http"
-    vars_file.write_text(json.dumps({
+    extra = {
         "dtma_backend_api_key": conf["backend_key"],
         "dtma_mcp_group_name": group,
         "dtma_mcp_group_servers": [{
             "name": mcp, "image": "local/mcp-demo:latest", "account_tool_instance_id": f"atk-{session}",
             "transport": "streamable-http", "endpoint_path": "/mcp", "ports": {"8080": conf["mcp_port"]},
             "env": {"MCP_SERVICE_SECRET": conf["mcp_canary"]}, "resource_template": "small"}],
-    }))
+    }
+    if kind == "open":
+        from open_policy import open_policy  # noqa: PLC0415
+
+        sys.path.insert(0, str(REPO / "plugins/module_utils"))
+        from _policy import DEFAULT_POLICY  # noqa: PLC0415
+
+        policy = state / "open-policy.json"
+        policy.write_text(json.dumps(open_policy(DEFAULT_POLICY), indent=1))
+        extra["dtma_policy_file"] = str(policy)
+    vars_file = state / "vars.yml"
+    vars_file.write_text(json.dumps(extra))
     venv = Path(sys.executable).parent.parent
     env = {**os.environ, "DTMA_DEMO_DIR": str(state / "demo"), "DTMA_DROPLET_NAME": conf["name"],
            "DTMA_DROPLET_SSH_PORT": str(conf["ssh_port"]), "DTMA_PORT": str(conf["port"]), "DTMA_VENV": str(venv),
            "DTMA_SKIP_SETUP": "1", "DTMA_DEMO_VARS_FILE": str(vars_file)}
-    if not _have_droplet_image():
-        sh(["bash", str(REPO / "scripts/images.sh")], timeout=900)
     r = _demo(env)
     if r.returncode != 0:
-        _demo(env, "stop", timeout=120)
-        pytest.fail(f"scripts/demo.sh failed:\n{r.stdout[-4000:]}\n{r.stderr[-3000:]}")
+        _demo(env, "stop", timeout=180)
+        raise RuntimeError(f"scripts/demo.sh ({kind}) failed:\n{r.stdout[-4000:]}\n{r.stderr[-3000:]}")
     saved.write_text(json.dumps(conf))
     token = (state / "demo/tokens/droplet-1.token").read_text().strip()
     d = Droplet(name=conf["name"], session=session, port=conf["port"], token=token,
                 backend_key=conf["backend_key"], state_dir=state, env=env, mcp=mcp, mcp_port=conf["mcp_port"],
                 group=group)
+    d.kind = kind
     _cloud_image_tools(d)
     _plant_canaries(d, conf)
     d.victim = f"atkvictim-{session}"
     start_victim(d)
     d.refresh_agent()
-    assert d.healthy(), "the installed agent does not answer /health"
-    RESULTS["timings"]["install_s"] = round(time.monotonic() - t0, 1)
-    yield d
+    if not d.wait_healthy(30):
+        raise RuntimeError(f"the agent installed on {d.name} does not answer /health")
+    RESULTS["timings"][f"install_{kind}_s"] = round(time.monotonic() - t0, 1)
+    return d
+
+
+def remove_droplet(d: Droplet, keep: bool) -> None:
+    Path(d.host_canary).unlink(missing_ok=True)
     if keep:
         return
     sh([DOCKER, "rm", "-f", d.victim], check=False)
-    _demo(env, "stop", timeout=180)
-    Path(d.host_canary).unlink(missing_ok=True)
-    cleanup_docker_markers(session)
+    _demo(d.env, "stop", timeout=180)
+    cleanup_docker_markers(d.session)
+
+
+class _Background(threading.Thread):
+    def __init__(self, fn, *args):
+        super().__init__(daemon=True)
+        self.fn, self.args, self.value, self.error = fn, args, None, None
+        self.start()
+
+    def run(self):
+        try:
+            self.value = self.fn(*self.args)
+        except BaseException as exc:  # noqa: BLE001 - reported to the fixture that waits for it
+            self.error = exc
+
+    def result(self, timeout: float = 900):
+        self.join(timeout)
+        if self.error:
+            raise self.error
+        return self.value
+
+
+_INSTALLS: dict = {}
+
+
+@pytest.fixture(scope="session")
+def droplet_root(tmp_path_factory):
+    keep = os.environ.get("DTMA_CONFINEMENT_KEEP") == "1"
+    root = Path("/tmp/dtma-confinement-keep") if keep else tmp_path_factory.mktemp("confinement")
+    if not _have_droplet_image():
+        sh(["bash", str(REPO / "scripts/images.sh")], timeout=900)
+    yield root, keep
+    for job in _INSTALLS.values():
+        try:
+            remove_droplet(job.result(), keep)
+        except Exception:  # noqa: BLE001 - a failed install cleaned up after itself
+            pass
+
+
+def _droplet(kind: str, root_keep) -> Droplet:
+    root, keep = root_keep
+    if kind not in _INSTALLS:
+        _INSTALLS[kind] = _Background(install_droplet, kind, root, keep)
+    try:
+        d = _INSTALLS[kind].result()
+    except Exception as exc:  # noqa: BLE001
+        pytest.fail(str(exc))
+    # the second droplet installs while the first one is tested (one install at a time: they share a wheel cache)
+    if kind == "default" and "open" not in _INSTALLS:
+        _INSTALLS["open"] = _Background(install_droplet, "open", root, keep)
+    return d
+
+
+@pytest.fixture(scope="session")
+def droplet(droplet_root):
+    """All the layers as shipped: the default policy, the sandbox, the Docker filter, the create allowlist."""
+    return _droplet("default", droplet_root)
+
+
+@pytest.fixture(scope="session")
+def droplet_open(droplet_root, droplet):
+    """The same with layer 3 (the command policy) opened: the attacks reach the sandbox and the Docker filter."""
+    return _droplet("open", droplet_root)
 
 
 # What a cloud VM's image has and the minbase droplet image lacks (routine commands use them).

@@ -6,4 +6,4 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from confinement_env import droplet, pytest_terminal_summary  # noqa: E402,F401
+from confinement_env import droplet, droplet_open, droplet_root, pytest_terminal_summary  # noqa: E402,F401

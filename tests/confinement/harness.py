@@ -155,7 +155,8 @@ def check_batch(d: Droplet, batch: list[dict], attacks: dict) -> None:
         pid, _, cmd = line.partition(" ")
         m = re.search(r"sleep 987(\d+)\b", cmd)
         if m and int(m.group(1)) in by_id:
-            by_id[int(m.group(1))]["impacts"].append(f"process still running: {cmd.strip()}")
+            if by_id[int(m.group(1))]["cls"] != "api_override":  # there it is the tool container's own process
+                by_id[int(m.group(1))]["impacts"].append(f"process still running: {cmd.strip()}")
             try:
                 os.kill(int(pid), signal.SIGKILL)
             except OSError:

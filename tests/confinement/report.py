@@ -5,21 +5,28 @@ from __future__ import annotations
 from collections import Counter
 
 
-def class_table(attacks: list[dict]) -> list[str]:
+def class_table(passes: dict) -> list[str]:
+    """One row per class; per pass: attacks, blocked (403/4xx), ran (executed/accepted), IMPACT."""
     from attacks import CLASSES  # noqa: PLC0415
 
-    total, impact, blocked, ran = Counter(), Counter(), Counter(), Counter()
-    for r in attacks:
-        total[r["cls"]] += 1
-        impact[r["cls"]] += bool(r["impacts"])
-        blocked[r["cls"]] += r["verdict"] in ("blocked", "refused")
-        ran[r["cls"]] += r["verdict"] in ("executed", "accepted")
-    lines = [f"{'class':<15} {'attacks':>7} {'blocked':>8} {'ran':>5} {'IMPACT':>7}"]
-    for cls in CLASSES:
-        if total[cls]:
-            lines.append(f"{cls:<15} {total[cls]:>7} {blocked[cls]:>8} {ran[cls]:>5} {impact[cls]:>7}")
-    lines.append(f"{'total':<15} {sum(total.values()):>7} {sum(blocked.values()):>8} {sum(ran.values()):>5} "
-                 f"{sum(impact.values()):>7}")
+    counts = {}
+    for name, attacks in passes.items():
+        c = counts[name] = {k: Counter() for k in ("total", "blocked", "ran", "impact")}
+        for r in attacks:
+            c["total"][r["cls"]] += 1
+            c["impact"][r["cls"]] += bool(r["impacts"])
+            c["blocked"][r["cls"]] += r["verdict"] in ("blocked", "refused")
+            c["ran"][r["cls"]] += r["verdict"] in ("executed", "accepted")
+    head = f"{'':<15}" + "".join(f" | {name + ' pass':<26}" for name in passes)
+    sub = f"{'class':<15}" + " | attacks blocked  ran IMPACT" * len(passes)
+    lines = [head, sub]
+    for cls in [*CLASSES, None]:
+        row = f"{cls or 'total':<15}"
+        for name in passes:
+            c = counts[name]
+            pick = (lambda k: c[k][cls]) if cls else (lambda k: sum(c[k].values()))  # noqa: E731
+            row += f" | {pick('total'):>7} {pick('blocked'):>7} {pick('ran'):>4} {pick('impact'):>6}"
+        lines.append(row)
     return lines
 
 
@@ -39,11 +46,16 @@ def impact_details(attacks: list[dict], width: int = 400) -> list[str]:
 
 def summary_lines(results: dict) -> list[str]:
     lines: list[str] = []
-    attacks = results.get("attacks") or []
-    if attacks:
-        lines.append(f"ATTACKS: {len(attacks)} sent for real, {sum(bool(r['impacts']) for r in attacks)} with impact")
-        lines += class_table(attacks)
-        lines += impact_details(attacks)
+    passes = results.get("passes") or {}
+    if passes:
+        for name, attacks in passes.items():
+            lines.append(f"ATTACKS ({name} pass): {len(attacks)} sent for real, "
+                         f"{sum(bool(r['impacts']) for r in attacks)} with impact")
+        lines += class_table(passes)
+        for name, attacks in passes.items():
+            if any(r["impacts"] for r in attacks):
+                lines.append(f"-- attacks with impact, {name} pass:")
+                lines += impact_details(attacks)
     routine = results.get("routine") or []
     if routine:
         ok = [r for r in routine if r["ok"]]

@@ -181,7 +181,7 @@ ROUTINE = [
     "echo $((2 + 3))",
     "case $(uname) in Linux) echo linux;; *) echo other;; esac",
     "while read l; do echo \"> $l\"; done < /etc/hostname",
-    "ps aux | grep -v grep | grep -c python3",
+    "ps aux | grep -v grep | wc -l",
     "sleep 1 & wait",
     "sleep 30 & kill %1; true",
     "timeout 2 sleep 5 || echo timed-out",
