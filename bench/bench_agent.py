@@ -16,6 +16,7 @@ operation errors (1). Network traffic goes only to 127.0.0.1 and the local Docke
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import platform
@@ -56,7 +57,7 @@ REPS = {
     "cold": (5, 2),
     "exec": (100, 15),
 }
-TARGETS = {"status": 1.5, "tool": 1.05, "group": 1.3, "rss_mb": 60.0, "exec_true": 3.0}
+TARGETS = {"status": 1.5, "tool": 1.05, "group": 1.3, "rss_mb": 60.0, "exec_true": 1.5}
 
 
 class BenchError(RuntimeError):
@@ -120,7 +121,8 @@ def agent_env(token: str) -> dict:
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("DTMA_", "AGENTOPIA_", "BACKEND_TO_DTMA")) and k.lower() not in ("http_proxy", "https_proxy", "all_proxy")
            and k != "PYTHONDONTWRITEBYTECODE"}
-    env.update(DTMA_BEARER_TOKEN=token, OFFLINE_MODE="true", NO_PROXY="127.0.0.1,localhost", PYTHONUNBUFFERED="1")
+    env.update(DTMA_BEARER_TOKEN=token, OFFLINE_MODE="true", NO_PROXY="127.0.0.1,localhost", PYTHONUNBUFFERED="1",
+               **SANDBOX_ENV)
     return env
 
 
@@ -186,6 +188,32 @@ class Agent:
 
 # ----------------------------------------------------------------------------------------- the phases
 
+SANDBOX_ENV: dict = {}  # the launcher's socket and runtime dir, for every agent this run starts
+
+
+class Launcher:
+    """The real root launcher of the exec sandbox (commands run as dtma-exec, which scripts/setup.sh creates)."""
+
+    def __init__(self, log_dir: Path):
+        self.socket = log_dir / "sandbox.sock"
+        self.runtime_dir = Path(tempfile.mkdtemp(prefix="dtmabench-run-"))
+        self.runtime_dir.chmod(0o755)
+        self.proc = subprocess.Popen(agent_command() + ["sandbox-launcher", "--socket", str(self.socket),
+                                                        "--docker-socket-dir", str(self.runtime_dir)],
+                                     stdin=subprocess.DEVNULL, stdout=open(log_dir / "launcher.log", "ab"),
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = now() + 10
+        while not self.socket.exists():
+            if now() > deadline or self.proc.poll() is not None:
+                raise AgentStartError(f"the sandbox launcher did not start; see {log_dir / 'launcher.log'}")
+            time.sleep(0.05)
+        SANDBOX_ENV.update(DTMA_SANDBOX_SOCKET=str(self.socket), DTMA_RUNTIME_DIR=str(self.runtime_dir))
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
 class Bench:
     def __init__(self, args):
         self.quick = args.quick
@@ -194,6 +222,7 @@ class Bench:
         self.info: dict = {}
         self.agent: Agent | None = None
         self.log_dir = Path(tempfile.mkdtemp(prefix="dtmabench-"))
+        self.launcher: Launcher | None = None
 
     def reps(self, key: str) -> int:
         return REPS[key][1 if self.quick else 0]
@@ -469,6 +498,7 @@ class Bench:
         self.purge_stale()
         print(f"dtma-agent {AGENT_VERSION} vs Docker {self.info['docker_version']} (API {self.info['docker_api']}), "
               f"{os.cpu_count()} CPUs, {'quick' if self.quick else 'full'} run", flush=True)
+        self.launcher = Launcher(self.log_dir)
         self.cold_start()
         self.start_agent()
         self.status()
@@ -489,8 +519,32 @@ class Bench:
                  note=self.rss_note())
 
     def exec_commands(self) -> None:
-        """POST /ssh/execute (policy check + argv spawn in its own process group, output captured) vs spawning
-        the same argv directly with subprocess.run in this process."""
+        """POST /ssh/execute (policy check, then the command confined by the sandbox launcher, output captured) vs
+        the floor: one bare HTTP round trip to the agent plus the same confinement launching the same argv directly
+        from this process. A second row gives the confinement's own cost against a bare spawn."""
+        from dtma_agent.docker_filter import DockerFilter  # pylint: disable=import-outside-toplevel
+        from dtma_agent.executor import Executor  # pylint: disable=import-outside-toplevel
+        # as the agent does it: a filtered Docker API endpoint per command, then the launcher
+        confined = Executor(str(self.launcher.socket), docker_filter=DockerFilter(), runtime_dir=str(self.launcher.runtime_dir))
+
+        def launch(argv):
+            result = asyncio.run(confined.run(argv, 10))
+            if result.exit_code != 0:
+                raise BenchError(f"sandboxed {argv} failed: {result}")
+
+        def bare_spawn(_index):
+            t0 = now()
+            subprocess.run(["true"], capture_output=True, check=True)
+            return now() - t0
+
+        def sandbox_spawn(_index):
+            t0 = now()
+            launch(["true"])
+            return now() - t0
+
+        agent_s, direct_s = interleaved(self.reps("exec"), sandbox_spawn, bare_spawn)
+        self.row("sandbox: launch `true` confined (bwrap via the launcher)", agent_s, direct_s, None,
+                 note="floor: subprocess.run(['true']) in the benchmark process (the confinement's own cost)")
         for command, target in (("true", TARGETS["exec_true"]), ("docker ps -a", None)):
             argv = command.split()
 
@@ -502,14 +556,15 @@ class Bench:
                     raise BenchError(f"exec {argv} failed: {body}")
                 return elapsed
 
-            def direct(_index, argv=argv):
+            def floor(_index, argv=argv):
                 t0 = now()
-                subprocess.run(argv, capture_output=True, check=True)
+                self.agent.call("GET", "/mcp/templates")  # a bare authenticated round trip, no Docker call
+                launch(argv)
                 return now() - t0
 
-            agent_s, direct_s = interleaved(self.reps("exec"), via_agent, direct)
+            agent_s, direct_s = interleaved(self.reps("exec"), via_agent, floor)
             self.row(f"POST /ssh/execute `{command}`", agent_s, direct_s, target,
-                     note="floor: subprocess.run of the same argv in the benchmark process")
+                     note="floor: one bare HTTP round trip + the same sandbox (and Docker filter) launching the same argv directly")
 
     def rss_note(self) -> str:
         """Name the big optional libraries mapped into the agent (the docker SDK imports paramiko when installed)."""
@@ -585,6 +640,8 @@ def main(argv=None) -> int:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         if bench.agent:
             bench.agent.stop()
+        if bench.launcher:
+            bench.launcher.stop()
         removed = bench.cleanup()
         bench.info.update(elapsed_s=round(now() - started, 1), leftovers_removed_at_cleanup=removed,
                           agent_log=str(bench.log_dir / "agent-main.log"))

@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DOCKER=/usr/bin/docker
-recipe=$(cat scripts/images.sh $(find images -type f | sort) | sha256sum | cut -c1-16)
+recipe=$(find scripts/images.sh images -type f -print0 | sort -z | xargs -0 cat | sha256sum | cut -c1-16)
 have() {
   [ "${FORCE:-0}" != 1 ] &&
     [ "$("$DOCKER" image inspect -f '{{ index .Config.Labels "agentopia.recipe" }}' "$1" 2>/dev/null)" = "$recipe" ]

@@ -218,15 +218,16 @@ def docker_api() -> docker.APIClient:
     return api
 
 
-def _cleanup(api: docker.APIClient) -> None:
-    for c in api.containers(all=True, filters={"name": PREFIX}):
-        if any(n.lstrip("/").startswith(PREFIX) for n in c["Names"]):
+def remove_prefixed(api: docker.APIClient, prefix: str = PREFIX) -> None:
+    """Remove the containers and group networks whose names start with `prefix` (this session's, by default)."""
+    for c in api.containers(all=True, filters={"name": prefix}):
+        if any(n.lstrip("/").startswith(prefix) for n in c["Names"]):
             try:
                 api.remove_container(c["Id"], force=True, v=True)
             except docker.errors.NotFound:
                 pass
     for net in api.networks():
-        if net["Name"].startswith(f"agentopia-mcp-{PREFIX}"):
+        if net["Name"].startswith(f"agentopia-mcp-{prefix}"):
             try:
                 api.remove_network(net["Id"])
             except docker.errors.APIError:
@@ -234,10 +235,10 @@ def _cleanup(api: docker.APIClient) -> None:
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _clean_docker():
+def clean_docker_session():
     yield
     try:
-        _cleanup(docker.APIClient(version="auto"))
+        remove_prefixed(docker.APIClient(version="auto"))
     except docker.errors.DockerException:
         pass  # no engine, nothing to clean
 

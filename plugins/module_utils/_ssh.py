@@ -34,11 +34,9 @@ def ssh_settings(params):
 
 
 def run_over_ssh(command, host, port=22, user="root", key_file=None, host_key_checking=True,
-                 known_hosts_file=None, connect_timeout=10, command_timeout=60):
-    """Run one command line over SSH; return dict(rc, stdout, stderr, duration_ms, connect_ms).
-
-    The caller must have checked `command` against the policy: this function does not judge it.
-    """
+                 known_hosts_file=None, connect_timeout=10, command_timeout=60, stdin_data=None):
+    """Run one command line over SSH, with `stdin_data` on its standard input; return dict(rc, stdout, stderr,
+    duration_ms, connect_ms). It does not judge the command: callers send fixed programs (systemctl, dtma-agent)."""
     if not HAS_PARAMIKO:
         raise SshError("the SSH fallback needs the paramiko Python library on the controller")
     if not host:
@@ -63,7 +61,10 @@ def run_over_ssh(command, host, port=22, user="root", key_file=None, host_key_ch
             raise SshError("SSH to %s@%s:%s failed: %s" % (user, host, port, exc.strerror or exc))
         connected = time.monotonic()
         try:
-            _stdin, stdout, stderr = client.exec_command(command, timeout=command_timeout)
+            stdin, stdout, stderr = client.exec_command(command, timeout=command_timeout)
+            if stdin_data is not None:
+                stdin.write(stdin_data)
+            stdin.channel.shutdown_write()
             out = stdout.read().decode("utf-8", "replace")
             err = stderr.read().decode("utf-8", "replace")
             rc = stdout.channel.recv_exit_status()

@@ -13,14 +13,17 @@ version_added: 0.1.0
 description:
   - Sends a command to the DTMA agent (C(POST /ssh/execute)), which checks it against its command safety
     policy and runs it. A blocked command fails the task with the policy rule and reason; nothing runs.
-  - With O(fallback=ssh), when the agent does not answer, the command is checked against the same policy
-    code on the controller and, only if it is allowed, run over a real SSH connection, in C(/) (where the policy
-    resolved relative paths; the remote login shell must be POSIX). The result says which RV(transport) ran it.
+  - With O(fallback=ssh), when the agent does not answer, the request goes over a real SSH connection to
+    C(dtma-agent exec) on the host (O(ssh_agent_path)), which does what the agent would do. It checks the command
+    against the policy the host uses (its C(DTMA_POLICY_FILE), read from O(ssh_env_file)) and runs it in the same
+    sandbox, with the same Docker filter and audit trail. The SSH user must be able to read that file and reach the
+    sandbox launcher (root, or a member of the agent's group). The result says which RV(transport) ran it.
   - Like M(ansible.builtin.command), a command that ran reports C(changed) and a non-zero exit code fails.
 options:
   command:
     description:
-      - A shell command line. Compound commands (pipes, C(&&), redirections) are approved node by node.
+      - A shell command line. Compound commands (pipes, C(&&), redirections) are approved node by node, and bash
+        runs a script regenerated from the parse tree the policy checked, never the string as typed.
       - Exactly one of O(command) and O(argv) is required.
     type: str
   argv:
@@ -31,6 +34,14 @@ options:
     description: Seconds the command may run; then its whole process group is killed and the task fails.
     type: int
     default: 30
+  ssh_agent_path:
+    description: With O(fallback=ssh), the C(dtma-agent) program on the host.
+    type: str
+    default: /opt/dtma/current/bin/dtma-agent
+  ssh_env_file:
+    description: With O(fallback=ssh), the agent's environment file on the host (its policy, sandbox and log settings).
+    type: str
+    default: /etc/dtma/dtma.env
   fallback:
     description:
       - What to do when the agent does not answer.
@@ -46,8 +57,8 @@ extends_documentation_fragment:
 attributes:
   check_mode:
     support: full
-    details: Only the policy verdict is returned (the agent's dry run, or the local policy when the agent is down
-      and O(fallback=ssh)); nothing runs.
+    details: Only the policy verdict is returned (the agent's dry run, or the host's through C(dtma-agent exec) when
+      the agent is down and O(fallback=ssh)); nothing runs.
   diff_mode:
     support: none
   idempotent:
@@ -140,39 +151,33 @@ reason:
   returned: always
   type: str
 policy_source:
-  description: Whose policy decided, V(agent) (the policy the agent enforces) or V(local) (the same code on the controller, default policy).
+  description: Whose policy decided, V(agent) (the running agent) or V(host) (C(dtma-agent exec) on the host, over SSH, with the host's policy).
   returned: always
   type: str
 '''
 
+import json
 import shlex
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.agentopia.dtma.plugins.module_utils._api import DtmaBlocked, DtmaConnectionError, DtmaError, DtmaRateLimited
 from ansible_collections.agentopia.dtma.plugins.module_utils._common import argument_spec, client
-from ansible_collections.agentopia.dtma.plugins.module_utils._policy import BASHLEX_IMPORT_ERROR, HAS_BASHLEX, PolicyContext, default_policy
 from ansible_collections.agentopia.dtma.plugins.module_utils._ssh import SshError, run_over_ssh, ssh_settings
 
 
-# The policy resolves relative paths against the working directory, so the SSH fallback runs every command
-# where the local verdict assumed it runs, not in the login's home.
-SSH_CWD = "/"
-
-
-def ssh_command(cmd):
-    return "cd %s || exit 125\n%s" % (shlex.quote(SSH_CWD), cmd)
-
-
-def local_verdict(module, params):
-    """The same policy code the agent enforces, run on the controller (the agent cannot be asked)."""
-    if not HAS_BASHLEX:
-        module.fail_json(msg=missing_required_lib("bashlex") + " (the SSH fallback checks commands against the policy locally)",
-                         exception=BASHLEX_IMPORT_ERROR)
-    policy, context = default_policy(), PolicyContext(cwd=SSH_CWD)
-    verdict = (policy.check_command(params["command"], context) if params["command"] is not None
-               else policy.check_argv(params["argv"], context))
-    return dict(allowed=verdict.allowed, rule=verdict.rule, reason=verdict.reason, policy_source="local")
+def host_exec(module, params, request):
+    """Run the request through `dtma-agent exec` on the host over SSH: the host's own policy, sandbox, Docker filter
+    and audit trail decide and run it, exactly as the agent would. Returns the agent's JSON answer."""
+    remote = "%s exec --env-file %s" % (shlex.quote(params["ssh_agent_path"]), shlex.quote(params["ssh_env_file"]))
+    settings = ssh_settings(params)
+    settings["command_timeout"] = params["command_timeout"] + settings["connect_timeout"]
+    answer = run_over_ssh(remote, stdin_data=json.dumps(request), **settings)
+    try:
+        return json.loads(answer["stdout"])
+    except ValueError:
+        raise SshError("%s did not answer JSON (exit %s): %s" % (params["ssh_agent_path"], answer["rc"],
+                                                                 (answer["stderr"] or answer["stdout"])[-500:]))
 
 
 def ran(result, body, transport):
@@ -186,6 +191,8 @@ def main():
     module = AnsibleModule(
         argument_spec=argument_spec(
             ssh=True,
+            ssh_agent_path=dict(type="str", default="/opt/dtma/current/bin/dtma-agent"),
+            ssh_env_file=dict(type="str", default="/etc/dtma/dtma.env"),
             command=dict(type="str"),
             argv=dict(type="list", elements="str"),
             command_timeout=dict(type="int", default=30),
@@ -225,20 +232,25 @@ def main():
     except DtmaConnectionError as exc:
         if params["fallback"] != "ssh":
             module.fail_json(msg="%s; the command did not run (set fallback: ssh to use SSH when the agent is down)" % exc.message, **result)
-        result.update(local_verdict(module, params), transport="ssh")
-        if not result["allowed"]:
-            module.fail_json(msg="blocked by the command policy (%s): %s; nothing was sent over SSH" % (result["rule"], result["reason"]),
-                             **result)
-        if module.check_mode:
-            result["changed"] = True
-            module.exit_json(**result)
+        result.update(transport="ssh", policy_source="host")
         try:
-            settings = ssh_settings(params)
-            settings["command_timeout"] = params["command_timeout"]
-            body = run_over_ssh(ssh_command(cmd), **settings)
+            body = host_exec(module, params, dict(request, dry_run=module.check_mode))
         except SshError as ssh_exc:
             module.fail_json(msg="the agent did not answer (%s) and the SSH fallback failed: %s" % (exc.message, ssh_exc), **result)
-        ran(result, dict(exit_code=body["rc"], stdout=body["stdout"], stderr=body["stderr"], duration_ms=body["duration_ms"]), "ssh")
+        if body.get("error") == "command blocked by policy":
+            result.update(allowed=False, rule=body.get("rule"), reason=body.get("reason"))
+            module.fail_json(msg="blocked by the host's command policy (%s): %s; nothing ran" % (result["rule"], result["reason"]),
+                             **result)
+        if "exit_code" not in body and not body.get("dry_run"):
+            module.fail_json(msg="the SSH fallback could not run the command: %s: %s" % (body.get("error"), body.get("message")),
+                             **result)
+        if module.check_mode:
+            result.update(allowed=body["allowed"], rule=body["rule"], reason=body["reason"], changed=body["allowed"])
+            if not body["allowed"]:
+                module.fail_json(msg="the host's command policy would block this (%s): %s" % (body["rule"], body["reason"]), **result)
+            module.exit_json(**result)
+        result.update(allowed=True, rule="allowed", reason="executed on the host by dtma-agent exec")
+        ran(result, body, "ssh")
     except DtmaError as exc:
         module.fail_json(msg=exc.message, status=exc.status, **result)
 

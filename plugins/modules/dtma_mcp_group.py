@@ -93,8 +93,10 @@ options:
         description:
           - 'A Docker container-create config merged into the one the agent builds (the agent''s
             C(baseConfigOverrideJson)), for example C({"Cmd": ["sleep", "3600"]}).'
-          - The agent refuses anything that grants host access (C(Privileged), C(CapAdd), host-path mounts, the
-            Docker socket, host namespaces, devices, unconfined security options) and the task fails with its reason.
+          - The agent checks the merged config against an allowlist (command, env, labels, ports, resource limits,
+            restart policy, log options kept on the host, the group's own network and volumes, ...; see the README)
+            and refuses anything else, for example C(Privileged), C(CapAdd), host paths, host namespaces or devices;
+            the task then fails naming the key.
         type: dict
   max_concurrent:
     description: How many servers of one wave the agent deploys in parallel (the agent's C(maxConcurrentDeployments)).

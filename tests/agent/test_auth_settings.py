@@ -17,7 +17,8 @@ from dtma_testing import free_port, wait_until
 from dtma_agent import __version__
 
 AGENT_BIN = Path(sys.executable).with_name("dtma-agent")
-OPEN_PATHS = ("/health", "/openapi.json", "/redoc")
+OPEN_PATHS = ("/health",)
+DOC_PATHS = ("/openapi.json", "/docs", "/redoc", "/docs/oauth2-redirect")
 
 
 def plain_env(**extra) -> dict:
@@ -89,18 +90,26 @@ def test_health_needs_no_token(agent):
     assert r.status_code == 200 and r.json()["status"] == "ok"
 
 
-def test_openapi_is_served(agent):
-    r = unauthenticated(agent, "GET", "/openapi.json")
+def test_openapi_is_served_with_the_token(agent):
+    r = agent.get("/openapi.json")
     assert r.status_code == 200
     schema = r.json()
     assert schema["info"]["version"] == __version__
     assert "/tools" in schema["paths"] and "/health" in schema["paths"]
 
 
+@pytest.mark.parametrize("path", DOC_PATHS)
+def test_schema_and_docs_need_the_token(agent, path):
+    """The README says only /health is public: the schema and the docs describe the API to whoever reads them."""
+    r = unauthenticated(agent, "GET", path)
+    assert r.status_code == 401, r.text
+    assert r.json()["error"] == "missing bearer token"
+
+
 def secured_routes(schema: dict) -> list[tuple[str, str]]:
     routes = []
     for path, methods in schema["paths"].items():
-        if path in OPEN_PATHS or path.startswith("/docs"):
+        if path in OPEN_PATHS:
             continue
         for method in methods:
             if method in ("get", "post", "put", "patch", "delete"):
@@ -109,7 +118,7 @@ def secured_routes(schema: dict) -> list[tuple[str, str]]:
 
 
 def test_every_route_in_the_schema_but_health_needs_the_token(agent, docker_api):
-    schema = unauthenticated(agent, "GET", "/openapi.json").json()
+    schema = agent.get("/openapi.json").json()
     routes = secured_routes(schema)
     # the schema must really list the API, or this test proves nothing
     assert len(routes) >= 15
@@ -127,8 +136,8 @@ def test_every_route_in_the_schema_but_health_needs_the_token(agent, docker_api)
     assert docker_api.containers(all=True, filters={"name": "dtmatest-nothing"}) == []
 
 
-def test_docs_are_served_without_a_token(agent):
-    assert unauthenticated(agent, "GET", "/docs").status_code == 200
+def test_docs_are_served_with_the_token(agent):
+    assert agent.get("/docs").status_code == 200
 
 
 def test_malformed_body_without_token_is_401(agent):

@@ -36,8 +36,8 @@ LABEL = f"dtmatest.session={SESSION}"  # prune tests only ever match this label
 class LoopThread:
     """The filter runs on an asyncio loop of its own thread; the tests drive it from the main thread."""
 
-    def __init__(self):
-        self.loop = asyncio.new_event_loop()
+    def __init__(self, new_loop=asyncio.new_event_loop):
+        self.loop = new_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
 
@@ -361,9 +361,9 @@ DENIED = [
 ]
 
 
+@pytest.mark.usefixtures("stopped")
 @pytest.mark.parametrize("tag, args, reason", DENIED, ids=[d[0] for d in DENIED])
-def test_denied_commands_are_refused_with_the_reason_and_change_nothing(ep, docker_api, managed, stopped,
-                                                                         tag, args, reason):
+def test_denied_commands_are_refused_with_the_reason_and_change_nothing(ep, docker_api, managed, tag, args, reason):
     before, managed_before = _engine_state(docker_api), docker_api.inspect_container(managed["Id"])
     short = managed["Name"].lstrip("/")
     via = ep.docker(*[a.format(p=PREFIX, m=short, d=ep.dir) for a in args], input=f"FROM {BUSYBOX}\n")
@@ -457,6 +457,17 @@ def test_a_malformed_request_gets_400_and_the_endpoint_keeps_serving(ep):
     assert raw_exchange(ep.path, b"GET /_ping HTTP/1.1\r\nHost: x\r\nContent-Length: nope\r\n\r\n").startswith(
         b"HTTP/1.1 400 ")
     assert request(ep, "GET", "/_ping") == (200, b"OK")
+
+
+def test_a_chunked_request_body_is_forwarded(ep, managed, docker_api):
+    started_at = state(docker_api, managed)["StartedAt"]
+    conn = ep.http()
+    conn.request("POST", f"/v1.41/containers/{managed['Name'].lstrip('/')}/restart?t=1", body=iter([b"{", b"}"]),
+                 encode_chunked=True, headers={"Transfer-Encoding": "chunked"})
+    response = conn.getresponse()
+    assert (response.status, response.read()) == (204, b"")
+    conn.close()
+    assert state(docker_api, managed)["Running"] and state(docker_api, managed)["StartedAt"] != started_at
 
 
 def test_a_large_body_is_refused_with_413(ep, managed, docker_api):
@@ -559,6 +570,29 @@ def test_peer_uid_allow_list(loop):
         assert e.decisions[-1]["uid"] == 65534 and e.decisions[-1]["allowed"]
     finally:
         e.close()
+
+
+def test_uvloop_the_agents_event_loop_serves_the_same(docker_api, managed):
+    uvloop = pytest.importorskip("uvloop")
+    lt = LoopThread(uvloop.new_event_loop)
+    e, proc = Endpoint(lt, allowed_uids={os.getuid()}), None
+    try:
+        assert e.docker("ps", "-q", "--no-trunc", "--filter", f"id={managed['Id']}").stdout.split() == [managed["Id"]]
+        assert "docker run is not allowed" in e.docker("run", BUSYBOX).stderr
+        assert SECRET not in e.docker("inspect", managed["Id"]).stdout
+        assert e.decisions[-1]["uid"] == os.getuid()
+        proc = subprocess.Popen([DOCKER, "logs", "-f", "--tail", "1", managed["Id"]], stdout=subprocess.PIPE,
+                                env={"PATH": "/usr/bin", "HOME": e.dir, "DOCKER_HOST": f"unix://{e.path}"})
+        assert proc.stdout.readline().strip() == b"line 7"
+        e.close()
+        proc.wait(5)
+    finally:
+        if proc is not None:
+            proc.kill()
+            proc.stdout.close()
+        if os.path.exists(e.path):
+            e.close()
+        lt.stop()
 
 
 def test_opening_an_endpoint_is_cheap(loop):

@@ -32,7 +32,7 @@ def corpus(name: str) -> list[str]:
 
 # Routine commands that are safe to really run on any test host (read-only or scratch-only).
 RUN_SAMPLE = ["uptime", "df -h", "free -m", "uname -a", "date", "hostname", "id", "ps aux | sort -k3 -nr | head -5",
-              "cat /etc/os-release", "ls -la /tmp", "docker ps -a", "docker images", "docker network ls",
+              "cat /etc/os-release", "ls -la /tmp", "docker ps -a", "docker images", "docker stats --no-stream",
               "docker version --format '{{.Server.Version}}'", "echo hello && echo world", "mkdir -p /tmp/dtmatest-exec",
               "wc -l /etc/passwd", "grep -c root /etc/group", "ss -tln", "ip addr show"]
 

@@ -24,7 +24,7 @@ from dtma_agent.policy import (
     dump_default_policy,
     load_policy,
 )
-from dtma_agent.policy import engine
+from dtma_agent.policy import _policy_words, engine
 
 ROOT = Path(__file__).resolve().parents[2]
 CORPUS = Path(__file__).resolve().parent / "policy_corpus"
@@ -354,26 +354,72 @@ def test_resolve_paths_follows_symlinks(tmp_path):
     ("/home/*/.ssh/id_rsa", "/home/*/.ssh/*", True),
     ("/proc/1/task/1/environ", "/proc/*/environ", True),  # a policy * crosses /
     ("/var/log/*/x", "/var/log/a/b/x", False),  # a shell * does not
+    ("/etc/[^x]hadow", "/etc/shadow", True),  # bash negates with ^ as with ! (Python's fnmatch does not)
+    ("/etc/[!s]hadow", "/etc/shadow", False),
+    ("/etc/[[:alpha:]]hadow", "/etc/shadow", True),  # POSIX classes
+    ("/etc/[[:digit:]]hadow", "/etc/shadow", False),
+    ("/etc/[r-t]hadow", "/etc/shadow", True),  # ranges
+    ("/etc/[]s]hadow", "/etc/shadow", True),  # a leading ] is a member
+    ("/etc/[[.s.]]hadow", "/etc/shadow", True),  # not understood: may match anything
 ])
 def test_glob_overlap_follows_shell_rules(user_glob, policy_pattern, overlap):
     assert engine._globs_overlap(user_glob, policy_pattern) is overlap
 
 
+def test_glob_expansion_follows_shell_rules(tmp_path):
+    for name in ("a", "b", "-rf", ".hidden"):
+        (tmp_path / name).write_text("")
+    assert sorted(os.path.basename(p) for p in _policy_words._expand_glob(f"{tmp_path}/[^a]*")) == ["-rf", "b"]
+    assert sorted(os.path.basename(p) for p in _policy_words._expand_glob(f"{tmp_path}/[[:alpha:]]")) == ["a", "b"]
+    assert check("rm [[:punct:]]rf", cwd="/tmp").allowed is False  # could expand to -rf
+
+
+def test_tilde_user_is_that_users_home_on_the_agent():
+    pwd = pytest.importorskip("pwd")
+    try:
+        home = pwd.getpwnam("bin").pw_dir
+    except KeyError:
+        pytest.skip("no user bin here")
+    verdict = check("cat ~bin/../etc/shadow", resolve_paths=True)
+    assert verdict.allowed is (os.path.normpath(home + "/../etc/shadow") != "/etc/shadow") or verdict.rule == "deny.secrets"
+    assert check("cat ~bin/../etc/shadow").rule == "deny.unknowable"  # the controller does not know the host's homes
+    assert check("cat ~nosuchuser-dtma/x", resolve_paths=True, cwd="/tmp").allowed  # bash leaves ~user as it is
+
+
 # --- packaging: one source of truth, shippable by AnsiballZ ---------------------------------------------------
+POLICY_FILES = sorted((ROOT / "plugins" / "module_utils").glob("_policy*.py"))
+
+
 def test_agent_engine_is_the_module_utils_file():
     assert Path(engine.__file__).resolve() == ENGINE_SOURCE.resolve()
     assert policy_pkg.default_policy is engine.default_policy
+    # every file of the policy is linked into the agent's package under its own name (no directory symlink)
+    package = Path(policy_pkg.__file__).parent
+    assert len(POLICY_FILES) >= 8
+    for source in POLICY_FILES:
+        link = package / ("engine.py" if source.name == "_policy.py" else source.name)
+        assert link.is_symlink() and link.resolve() == source.resolve(), link
 
 
-def test_engine_is_self_contained_and_python38_syntax():
-    source = ENGINE_SOURCE.read_text(encoding="utf-8")
-    tree = ast.parse(source, feature_version=(3, 8))
+@pytest.mark.parametrize("source", POLICY_FILES, ids=lambda p: p.name)
+def test_engine_is_self_contained_and_python38_syntax(source):
+    text = source.read_text(encoding="utf-8")
+    tree = ast.parse(text, feature_version=(3, 8))
     imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import)
                 for alias in node.names}
-    imported |= {node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    imported |= {node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and not node.level}
     assert imported <= {"__future__", "csv", "fnmatch", "importlib", "ipaddress", "json", "os", "posixpath", "re",
-                        "socket", "sys", "traceback", "dataclasses", "urllib", "bashlex", "yaml"}
-    assert max(len(line) for line in source.splitlines()) <= 160
+                        "socket", "sys", "traceback", "dataclasses", "urllib", "bashlex", "yaml", "shlex", "pwd",
+                        "ansible_collections"}
+    siblings = {p.stem for p in POLICY_FILES}
+    for node in ast.walk(tree):  # siblings only, both ways: by the collection path and relatively
+        if isinstance(node, ast.ImportFrom) and (node.level or node.module.startswith("ansible_collections")):
+            name = node.module.rsplit(".", 1)[-1]
+            assert name in siblings, node.module
+            assert node.level == 1 or node.module == "ansible_collections.agentopia.dtma.plugins.module_utils." + name
+    assert max(len(line) for line in text.splitlines()) <= 160
+    assert len(text.splitlines()) <= 650, "keep each policy file small enough to read"
+    assert "This file is private to this collection" in text
 
 
 def test_inputs_that_hang_the_parser_are_denied_quickly():

@@ -69,7 +69,7 @@ def test_secrets_are_not_there_and_the_root_is_read_only(launcher):
 
 def test_the_docker_socket_and_the_agents_runtime_are_absent(launcher):
     result = run(launcher, "test -e /var/run/docker.sock || test -e /run/docker.sock || echo no-docker; "
-                           f"ls -A /run | grep -v dbus | wc -l; env | sort")
+                           "ls -A /run | grep -v dbus | wc -l; env | sort")
     assert result.stdout.startswith("no-docker\n0\n"), result
     names = {line.split("=", 1)[0] for line in result.stdout.splitlines()[2:]}
     assert names <= {"PATH", "LANG", "LC_ALL", "HOME", "TERM", "PAGER", "SYSTEMD_PAGER", "SYSTEMD_COLORS", "USER",
@@ -144,3 +144,17 @@ def test_agent_without_launcher_answers_503_and_runs_nothing(make_agent, tmp_pat
     assert "never run unconfined" in r.json()["message"] and not marker.exists()
     audit = [json.loads(line) for line in a.get("/diagnostics/logs", params={"lines": 50}).json()["logs"]["audit"]]
     assert any(entry["verdict"] == "rejected" and "sandbox" in (entry["reason"] or "") for entry in audit), audit
+
+
+def test_docker_reaches_only_the_filter_and_its_denials_are_audited(agent, docker_api, name):
+    ctr = name("filtered")
+    r = agent.post("/ssh/execute", json={"argv": ["docker", "run", "--name", ctr, "local/busybox:latest", "true"]})
+    assert r.status_code in (200, 403), r.text
+    if r.status_code == 200:  # the policy let it through: the filter is what stops it
+        assert r.json()["exit_code"] != 0 and "not allowed" in r.json()["stderr"], r.json()
+        audit = [json.loads(line) for line in agent.get("/diagnostics/logs", params={"lines": 200}).json()["logs"]["audit"]]
+        assert any(e["verdict"] == "docker_denied" and e["rule"] == "docker_filter" and ctr in e["command"]
+                   for e in audit), audit[-3:]
+    assert not docker_api.containers(all=True, filters={"name": ctr})
+    body = agent.post("/ssh/execute", json={"argv": ["docker", "ps", "-a", "--format", "{{.Names}}"]}).json()
+    assert body["exit_code"] == 0, body

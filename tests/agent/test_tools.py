@@ -90,17 +90,26 @@ def test_override_as_json_string_works(agent, docker_api, cleanup, name):
 
 
 @pytest.mark.parametrize("labels_key", ["Labels", "labels", "Labelſ"])  # the last folds to Labels in Go's JSON decoder
-def test_override_cannot_replace_the_agents_labels(agent, docker_api, cleanup, name, labels_key):
+def test_override_labels_are_kept_beside_the_agents(agent, docker_api, cleanup, name, labels_key):
     n = name("labels")
-    override = {**SLEEP, labels_key: {"agentopia.managed_by": "someone-else", "agentopia.kind": "mcp",
-                                      "agentopia.account_tool_instance_id": "spoofed", "dtmatest.extra": "kept"}}
-    r = deploy(agent, cleanup, n, override=override, account="acct-real")
+    r = deploy(agent, cleanup, n, override={**SLEEP, labels_key: {"dtmatest.extra": "kept"}}, account="acct-real")
     assert r.status_code == 201, r.text
     labels = docker_api.inspect_container(n)["Config"]["Labels"]
     assert labels["agentopia.managed_by"] == "dtma"
     assert labels["agentopia.kind"] == "tool"
     assert labels["agentopia.account_tool_instance_id"] == "acct-real"
     assert labels["dtmatest.extra"] == "kept"
+
+
+@pytest.mark.parametrize("labels_key", ["Labels", "labels", "Labelſ"])
+def test_override_cannot_set_the_agents_labels(agent, docker_api, cleanup, name, labels_key):
+    """agentopia.* labels are the agent's state (a tool must not claim a group): refused, not silently overwritten."""
+    n = name("labels")
+    override = {**SLEEP, labels_key: {"agentopia.managed_by": "someone-else", "dtmatest.extra": "kept"}}
+    r = deploy(agent, cleanup, n, override=override, account="acct-real")
+    assert r.status_code == 400, r.text
+    assert r.json()["field"] == "baseConfigOverrideJson.Labels.agentopia.managed_by"
+    assert containers_named(docker_api, n) == []
 
 
 def test_name_clash_with_an_unmanaged_container_is_409_and_leaves_it_alone(agent, docker_api, cleanup, name):
@@ -250,7 +259,8 @@ def test_keys_differing_only_in_case_are_refused(agent, docker_api, cleanup, nam
 
 
 def test_named_volume_bind_is_allowed(agent, docker_api, cleanup, name):
-    n, volume = name("vol"), name("vol")
+    n = name("vol")
+    volume = f"agentopia-tool-{n}-data"  # a tool's own volumes are agentopia-tool-<name>-<letters and digits>
     try:
         r = deploy(agent, cleanup, n, override={**SLEEP, "HostConfig": {"Binds": [f"{volume}:/data"]}})
         assert r.status_code == 201, r.text

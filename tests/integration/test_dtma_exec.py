@@ -3,8 +3,16 @@ fallback to a real sshd when the agent is down."""
 
 from __future__ import annotations
 
+import copy
+import json
 import os
+import types
 import uuid
+
+import pytest
+
+from dtma_agent.policy import DEFAULT_POLICY
+from dtma_testing import AGENT_BIN, SANDBOX_ENV
 
 
 def exec_task(**options) -> dict:
@@ -44,38 +52,57 @@ def test_agent_down_without_fallback_fails_clearly(ansible_run, dead_url):
     assert r[0]["failed"] is True and "did not answer" in r[0]["msg"] and "fallback: ssh" in r[0]["msg"]
 
 
-def test_agent_down_falls_back_to_real_ssh(ansible_run, dead_url, sshd):
-    r = ansible_run([exec_task(command="echo via-ssh | tr a-z A-Z", fallback="ssh", **sshd.options(ssh_known_hosts_file=str(sshd.known_hosts))),
-                     exec_task(argv=["uname", "-s"], fallback="ssh", **sshd.options(ssh_known_hosts_file=str(sshd.known_hosts)))],
+@pytest.fixture
+def host(tmp_path, sshd):
+    """The droplet side of the fallback: `dtma-agent exec` with an env file like the role writes (here on this
+    machine, reached over the real sshd), using the test session's sandbox launcher."""
+    env_file = tmp_path / "dtma.env"
+    lines = {"DTMA_BEARER_TOKEN": uuid.uuid4().hex * 2, **SANDBOX_ENV}
+    env_file.write_text("".join(f"{k}={v}\n" for k, v in lines.items()))
+
+    def options(**extra):
+        return {**sshd.options(ssh_known_hosts_file=str(sshd.known_hosts)), "ssh_agent_path": str(AGENT_BIN),
+                "ssh_env_file": str(env_file), "fallback": "ssh", **extra}
+
+    return types.SimpleNamespace(env_file=env_file, options=options)
+
+
+def test_agent_down_falls_back_to_the_hosts_dtma_agent_over_real_ssh(ansible_run, dead_url, host):
+    r = ansible_run([exec_task(command="echo via-ssh | tr a-z A-Z", **host.options()),
+                     exec_task(argv=["id", "-un"], **host.options())],
                     defaults={"url": dead_url, "token": "x" * 32})
-    assert r[0]["changed"] is True and r[0]["transport"] == "ssh" and r[0]["policy_source"] == "local"
+    assert r[0]["changed"] is True and r[0]["transport"] == "ssh" and r[0]["policy_source"] == "host", r[0]
     assert r[0]["stdout"] == "VIA-SSH\n" and r[0]["rc"] == 0
-    assert r[1]["stdout"] == "Linux\n"
+    assert r[1]["stdout"] == "dtma-exec\n", "the fallback runs in the same sandbox as the agent"
 
 
-def test_ssh_fallback_runs_only_what_the_policy_allows(ansible_run, dead_url, sshd):
+def test_ssh_fallback_runs_only_what_the_hosts_policy_allows(ansible_run, dead_url, host, tmp_path):
     marker = f"/etc/dtmatest-{uuid.uuid4().hex[:8]}"
-    r = ansible_run([exec_task(command=f"touch {marker}", fallback="ssh", **sshd.options(ssh_known_hosts_file=str(sshd.known_hosts)))],
-                    defaults={"url": dead_url, "token": "x" * 32})
-    assert r[0]["failed"] is True and "nothing was sent over SSH" in r[0]["msg"] and r[0]["transport"] == "ssh"
+    policy = copy.deepcopy(DEFAULT_POLICY)  # the host's own policy refuses uname, which the shipped one allows
+    policy["executables"].pop("uname")
+    (tmp_path / "policy.json").write_text(json.dumps(policy))
+    with open(host.env_file, "a", encoding="utf-8") as env:
+        env.write(f"DTMA_POLICY_FILE={tmp_path / 'policy.json'}\n")
+    r = ansible_run([exec_task(command=f"touch {marker}", **host.options()), exec_task(command="uname -a", **host.options()),
+                     exec_task(command="uname -a", **host.options())],
+                    defaults={"url": dead_url, "token": "x" * 32}, check=False)
+    assert r[0]["failed"] is True and "nothing ran" in r[0]["msg"] and r[0]["transport"] == "ssh"
+    assert r[1]["failed"] is True and "not in policy" in r[1]["reason"], r[1]
     assert not os.path.exists(marker)
 
 
-def test_ssh_fallback_runs_where_the_policy_resolved_relative_paths(ansible_run, dead_url, sshd):
-    """The policy judged `tmp/...` as /tmp/...; over SSH the login shell starts in the home directory."""
-    name = f"dtmatest-{uuid.uuid4().hex[:8]}"
-    r = ansible_run([exec_task(command="pwd", fallback="ssh", **sshd.options(ssh_known_hosts_file=str(sshd.known_hosts))),
-                     exec_task(command=f"touch tmp/{name}", fallback="ssh", **sshd.options(ssh_known_hosts_file=str(sshd.known_hosts)))],
-                    defaults={"url": dead_url, "token": "x" * 32})
-    assert r[0]["stdout"] == "/\n" and r[0]["transport"] == "ssh", r
-    assert r[1]["rc"] == 0 and os.path.exists(f"/tmp/{name}"), r
-    os.unlink(f"/tmp/{name}")
+def test_ssh_fallback_check_mode_asks_the_host(ansible_run, dead_url, host):
+    target = f"/tmp/dtmatest-exec-{uuid.uuid4().hex[:8]}"
+    r = ansible_run([exec_task(command=f"mkdir -p {target}", **host.options()), exec_task(command="reboot", **host.options())],
+                    defaults={"url": dead_url, "token": "x" * 32}, check=True)
+    assert r[0]["changed"] is True and r[0]["allowed"] is True and r[0]["policy_source"] == "host" and "rc" not in r[0]
+    assert r[1]["failed"] is True and r[1]["allowed"] is False and not os.path.exists(target)
 
 
-def test_ssh_fallback_checks_host_keys_by_default(ansible_run, dead_url, sshd):
-    options = sshd.options()
-    r = ansible_run([exec_task(command="uptime", fallback="ssh", **options),
-                     exec_task(command="uptime", fallback="ssh", ssh_host_key_checking=False, **options)],
+def test_ssh_fallback_checks_host_keys_by_default(ansible_run, dead_url, host):
+    options = {k: v for k, v in host.options().items() if k != "ssh_known_hosts_file"}
+    r = ansible_run([exec_task(command="uptime", **options),
+                     exec_task(command="uptime", ssh_host_key_checking=False, **options)],
                     defaults={"url": dead_url, "token": "x" * 32})
     assert r[0]["failed"] is True and "SSH" in r[0]["msg"] and "not found in known_hosts" in r[0]["msg"]
     assert r[1]["rc"] == 0 and r[1]["transport"] == "ssh"

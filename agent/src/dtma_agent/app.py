@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pwd
 import tempfile
 import time
 import uuid
@@ -11,7 +12,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from . import __version__, audit
-from .auth import BearerAuth
+from .auth import BearerAuth, BodyLimit
 from .docker_state import DockerGateway
 from .errors import install_handlers
 from .groups import RestartLimiter
@@ -38,7 +39,16 @@ def exec_state(settings: Settings, state) -> None:
     state.policy = load_policy(str(settings.policy_file)) if settings.policy_file else default_policy()
     state.policy_context = policy_context(settings, scratch)
     state.executor = Executor(settings.sandbox_socket, settings.exec_max_concurrent, settings.exec_output_cap,
-                              docker_filter=docker_filter(), runtime_dir=str(settings.runtime_dir))
+                              docker_filter=docker_filter(), runtime_dir=str(settings.runtime_dir),
+                              filter_uids=sandbox_uids(settings.sandbox_user))
+
+
+def sandbox_uids(user: str):
+    """Who may use a command's filtered Docker API socket: the sandbox user (and root); None when unknown here."""
+    try:
+        return {pwd.getpwnam(user).pw_uid, 0}
+    except KeyError:
+        return None
 
 
 def docker_filter():
@@ -71,7 +81,8 @@ def create_app(settings: Settings, gateway: DockerGateway | None = None) -> Fast
         audit.open_file(settings.log_dir)
     app.state.restart_limiter = RestartLimiter(settings.restart_limit, settings.restart_window_s, settings.restart_cooldown_s)
     install_handlers(app)
-    app.add_middleware(BearerAuth, tokens=settings.tokens)
+    app.add_middleware(BodyLimit)                           # inner: reads the body only for an authenticated caller
+    app.add_middleware(BearerAuth, tokens=settings.tokens)  # outer: the token first, before any body is read
     for router in (health.router, status.router, tools.router, mcp.router, diagnostics.router, exec_route.router,
                    lifecycle.router):
         app.include_router(router)

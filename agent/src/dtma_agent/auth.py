@@ -1,4 +1,4 @@
-"""Bearer-token authentication for every route but GET /health (and the API schema and docs).
+"""Bearer-token authentication for every route but GET /health (the API schema and docs need the token too).
 
 It is ASGI middleware rather than a route dependency so that it runs first: a caller without a valid
 token gets 401 before its body is parsed or validated, whatever it sent.
@@ -12,7 +12,7 @@ from starlette.responses import JSONResponse
 
 from .errors import error_body
 
-PUBLIC_PATHS = frozenset({"/health", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"})
+PUBLIC_PATHS = frozenset({"/health"})
 
 
 def token_id_for(header: str, tokens: dict[str, str]) -> tuple[str | None, str, str]:
@@ -47,3 +47,48 @@ class BearerAuth:
             return await response(scope, receive, send)
         scope.setdefault("state", {})["token_id"] = token_id  # request.state.token_id in the routes
         return await self.app(scope, receive, send)
+
+
+MAX_BODY_BYTES = 1024 * 1024
+
+
+class BodyLimit:
+    """Request bodies over MAX_BODY_BYTES are a 413 before anything parses them, with or without Content-Length
+    (a chunked body is counted as it arrives). The body is read here and replayed to the app: once past the
+    limit, the app is never called, so no route or parser sees a partial body."""
+
+    def __init__(self, app, limit: int = MAX_BODY_BYTES):
+        self.app, self.limit = app, limit
+
+    async def _too_large(self, scope, receive, send):
+        response = JSONResponse(error_body("request too large", f"the request body exceeds {self.limit} bytes"),
+                                status_code=413, headers={"Connection": "close"})
+        await response(scope, receive, send)
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        length = next((v for k, v in scope["headers"] if k == b"content-length"), None)
+        if length is not None and (not length.isdigit() or int(length) > self.limit):
+            return await self._too_large(scope, receive, send)
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":  # the client went away
+                return
+            size += len(message.get("body", b""))
+            if size > self.limit:
+                return await self._too_large(scope, receive, send)
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body"):
+                break
+        replayed = False
+
+        async def replay():
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+            return await receive()  # afterwards: the disconnect, when it comes
+
+        return await self.app(scope, replay, send)

@@ -24,6 +24,15 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def _no_query_values(record: logging.LogRecord) -> bool:
+    """The access log names the path, never the query: a token sent as ?token=… must not reach the journal
+    (which GET /diagnostics/logs serves). uvicorn's args are (client, method, path with query, version, status)."""
+    args = record.args
+    if isinstance(args, tuple) and len(args) == 5 and isinstance(args[2], str) and "?" in args[2]:
+        record.args = (*args[:2], args[2].split("?", 1)[0] + "?…", *args[3:])
+    return True
+
+
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["sandbox-launcher"]:  # the root side of the exec sandbox (its own systemd unit)
@@ -68,6 +77,7 @@ def main(argv=None) -> int:
         return 2
     logging.getLogger("dtma").info("DTMA agent %s listening on %s:%s (tokens: %s)", __version__, settings.host,
                                    settings.port, ", ".join(settings.tokens))
+    logging.getLogger("uvicorn.access").addFilter(_no_query_values)
     uvicorn.run(app, host=settings.host, port=settings.port, log_level="info", access_log=True,
                 ssl_certfile=settings.tls_cert, ssl_keyfile=settings.tls_key, timeout_graceful_shutdown=5)
     return 0

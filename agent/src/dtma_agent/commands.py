@@ -26,9 +26,8 @@ def _audit_docker(trail: dict):
     """The Docker filter's denials are audited like the policy's, under the command that caused them."""
     def record(decision: dict) -> None:
         if not decision.get("allowed"):
-            audit.record(verdict="docker_denied", **{**trail, "rule": "docker_filter",
-                                                      "reason": f"{decision.get('method')} {decision.get('path')}: "
-                                                                f"{decision.get('reason')}"})
+            reason = f"{decision.get('method')} {decision.get('path')}: {decision.get('reason')}"
+            audit.record(verdict="docker_denied", **{**trail, "rule": "docker_filter", "reason": reason})
     return record
 
 
@@ -54,9 +53,8 @@ async def execute(state, body: ExecRequest, client: str | None, token_id: str | 
                                command=command)
     try:
         with state.executor.slot():
-            # a shell only for compound commands the policy approved node by node; otherwise argv, no shell
-            argv = ["/bin/sh", "-c", body.command] if verdict.needs_shell else (body.argv or verdict.commands[0]["argv"])
-            result = await state.executor.run(argv, body.timeout / 1000, on_docker_decision=_audit_docker(trail))
+            # what was checked: argv for a simple command, bash with a script regenerated from the checked tree
+            result = await state.executor.run(verdict.run_argv, body.timeout / 1000, on_docker_decision=_audit_docker(trail))
     except ApiError as exc:  # all execution slots busy (429), or no sandbox (503)
         audit.record(verdict="rejected", **{**trail, "reason": exc.message})
         raise

@@ -404,6 +404,8 @@ class DockerFilter:
             tasks.add(task)
             try:
                 await _Connection(self, reader, writer, on_decision, uids).run()
+            except asyncio.CancelledError:
+                pass  # the endpoint closed (asyncio would report a cancelled connection task as an error)
             finally:
                 tasks.discard(task)
 

@@ -103,6 +103,20 @@ def container_view(summary: dict) -> dict:
     }
 
 
+def inspect_by_name(api, name: str) -> dict | None:
+    """Inspect a container by name; None when there is none. Docker also resolves id prefixes, and a name like `0`
+    that is no container's name but a prefix of several ids is "Multiple IDs found" (a 500 from Docker 20.10):
+    not ours either."""
+    try:
+        return api.inspect_container(name)
+    except docker.errors.NotFound:
+        return None
+    except docker.errors.APIError as exc:
+        if "multiple ids found" in str(exc.explanation or "").lower():
+            return None
+        raise
+
+
 class DockerGateway:
     """The low-level Docker API client, created lazily so the agent starts (and says so) while Docker is down."""
 
@@ -135,9 +149,8 @@ class DockerGateway:
 
     def find(self, name: str, kind: str | None = None) -> dict | None:
         """One managed container by exact name: a single inspect call (a list filter is a regex and slower)."""
-        try:
-            details = self.api.inspect_container(name)
-        except docker.errors.NotFound:
+        details = inspect_by_name(self.api, name)
+        if details is None:
             return None
         labels = details["Config"].get("Labels") or {}
         # inspect also answers to an id prefix; only the exact name counts

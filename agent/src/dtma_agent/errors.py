@@ -10,6 +10,7 @@ import requests.exceptions
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
 
 log = logging.getLogger("dtma.api")
 
@@ -60,6 +61,12 @@ def install_handlers(app: FastAPI) -> None:
         fields = [{"field": _field(e.get("loc", ())), "message": e.get("msg", "invalid")} for e in exc.errors()]
         message = "; ".join(f"{f['field'] or 'body'}: {f['message']}" for f in fields)
         return JSONResponse(error_body("invalid request", message, fields=fields), status_code=422)
+
+    @app.exception_handler(HTTPException)
+    async def _http(request: Request, exc: HTTPException):
+        # Starlette's own errors (unknown route 404, 405, an unparseable body) in the same shape as ours
+        error = {404: "not found", 405: "method not allowed"}.get(exc.status_code, "invalid request")
+        return JSONResponse(error_body(error, str(exc.detail)), status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(DockerUnavailable)
     async def _docker_down(request: Request, exc: DockerUnavailable):

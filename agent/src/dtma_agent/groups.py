@@ -15,6 +15,7 @@ import docker.errors
 
 from . import containers
 from . import docker_state as ds
+from .create_config import Scope
 from .errors import ApiError
 from .mcp_probe import HTTP_TRANSPORTS, probe
 from .schemas import GroupDeploy, McpServerSpec
@@ -39,12 +40,14 @@ def desired_config(group: GroupDeploy, server: McpServerSpec) -> dict:
         ds.INSTANCE: server.instanceNameOnToolbox, ds.ACCOUNT_TOOL: server.accountToolInstanceId or "",
         ds.TRANSPORT: server.mcpTransportType, ds.ENDPOINT: server.mcpEndpointPath, ds.MCP_PORT: server.mcp_port or "",
     }
-    override = containers.check_override(server.baseConfigOverrideJson, f"servers[{server.instanceNameOnToolbox}].baseConfigOverrideJson")
+    # its own group's network (even when not shared: then it may not exist and Docker says so) and volumes
+    scope = Scope(field=f"servers[{server.instanceNameOnToolbox}].baseConfigOverrideJson",
+                  network=network_name(group.groupId), volume_prefix=f"agentopia-mcp-{group.groupId}-")
     shared = group.options.sharedNetworking
     return containers.build_config(
         server.dockerImageUrl, labels, env=server.environmentVariables, port_bindings=server.portBindings,
         resources=server.resourceLimits, network=network_name(group.groupId) if shared else None,
-        alias=server.instanceNameOnToolbox, override=override)
+        alias=server.instanceNameOnToolbox, override=server.baseConfigOverrideJson, scope=scope)
 
 
 @dataclass
@@ -64,7 +67,9 @@ class Step:
 def plan(api, group: GroupDeploy) -> list[Step]:
     """What converging would do, per server; reads Docker, changes nothing."""
     everything = {c["name"]: c for c in (ds.container_view(s) for s in api.containers(all=True))}
-    image_ids = {img: containers.local_image_id(api, img) for img in {s.dockerImageUrl for s in group.servers}}
+    image_ids = {s.dockerImageUrl: containers.local_image_id(api, s.dockerImageUrl,
+                                                             f"servers[{s.instanceNameOnToolbox}].dockerImageUrl")
+                 for s in group.servers}
     steps = []
     for server in group.servers:
         name = server.instanceNameOnToolbox

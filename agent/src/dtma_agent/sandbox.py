@@ -256,7 +256,7 @@ class Launcher:
         loop.add_reader(pidfd, lambda: exited.done() or exited.set_result(None))
         hangup = asyncio.ensure_future(_readable(conn))  # the agent sends nothing more: readable means closed
         try:
-            done, _ = await asyncio.wait([exited, hangup], timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            done, _pending = await asyncio.wait([exited, hangup], timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
         finally:
             loop.remove_reader(pidfd)
             os.close(pidfd)

@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from typing import Any, Literal, Optional, Union
 
 from docker.utils import parse_bytes
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, ValidationInfo, field_validator, model_validator
+
+from .create_config import MIN_HOST_PORT, check_shape
 
 # Docker's own container-name rule, so a bad name is a 422 here rather than a Docker error later.
 NAME_PATTERN = r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$"
 TRANSPORTS = ("stdio", "sse", "streamable-http", "websocket")
+# Docker's image reference grammar (distribution/reference): [registry[:port]/]path[:tag][@sha256:digest], path
+# lowercase; anything else is a 422 here instead of Docker's 400 "invalid reference format" later.
+_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_DOMAIN = r"[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*(?::[0-9]+)?"
+IMAGE_PATTERN = rf"^(?:{_DOMAIN}/)?{_COMPONENT}(?:/{_COMPONENT})*(?::[\w][\w.-]{{0,127}})?(?:@sha256:[0-9a-f]{{64}})?$"
 
 # Presets a server's `resourceLimits` may name (GET /mcp/templates).
 RESOURCE_TEMPLATES = {
@@ -22,8 +30,33 @@ RESOURCE_TEMPLATES = {
 
 
 class _Body(BaseModel):
-    # Unknown fields are ignored: existing callers send more than we read.
+    # Unknown fields are ignored: existing callers send more than we read. Booleans and numbers are StrictBool /
+    # StrictInt: "yes" is not true and "3" is not 3.
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+
+def utf8(text: str) -> str:
+    """JSON can carry lone surrogates ("\\ud800") that no encoder accepts later; refuse them at the door."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("contains a lone surrogate (not valid Unicode text)") from None
+    return text
+
+
+def image_name(image: str) -> str:
+    name = image.split("@", 1)[0]
+    if ":" in name.rsplit("/", 1)[-1]:
+        name = name.rsplit(":", 1)[0]
+    if len(name) > 255:  # Docker's limit for the repository name
+        raise ValueError("the repository name is longer than 255 characters")
+    return image
+
+
+def _bounded(value: Any) -> Any:
+    """Caller JSON that something walks later: bounded depth and size, and valid Unicode everywhere."""
+    check_shape(value, utf8)
+    return value
 
 
 def _override(value: Any) -> dict:
@@ -32,12 +65,14 @@ def _override(value: Any) -> dict:
         return {}
     if isinstance(value, str):
         try:
-            value = json.loads(value)
+            value = json.loads(utf8(value))
         except ValueError as exc:
             raise ValueError(f"not valid JSON: {exc}") from None
+        except RecursionError:
+            raise ValueError("nested too deeply") from None
     if not isinstance(value, dict):
         raise ValueError("must be a JSON object (a Docker container-create config)")
-    return value
+    return _bounded(value)
 
 
 def _port_bindings(value: Any) -> dict:
@@ -46,6 +81,7 @@ def _port_bindings(value: Any) -> dict:
     return Docker's PortBindings form."""
     if not value:
         return {}
+    _bounded(value)
     if isinstance(value, list):
         pairs = []
         for item in value:
@@ -61,7 +97,7 @@ def _port_bindings(value: Any) -> dict:
     for key, target in pairs:
         port, _sep, proto = str(key).partition("/")
         proto = proto or "tcp"
-        if not port.isdigit() or not 1 <= int(port) <= 65535 or proto not in ("tcp", "udp", "sctp"):
+        if not (port.isascii() and port.isdigit()) or not 1 <= int(port) <= 65535 or proto not in ("tcp", "udp", "sctp"):
             raise ValueError(f"invalid container port {key!r}")
         targets = target if isinstance(target, list) else [target]
         bindings = []
@@ -71,10 +107,20 @@ def _port_bindings(value: Any) -> dict:
                 host_port, host_ip = lowered.get("hostport"), lowered.get("hostip")
             else:
                 host_port, host_ip = t, None
-            host_port = "" if host_port in (None, "") else str(host_port)
-            if host_port and (not host_port.isdigit() or not 1 <= int(host_port) <= 65535):
+            if isinstance(host_port, bool) or not isinstance(host_port, (int, str, type(None))):
                 raise ValueError(f"invalid host port {host_port!r} for {key}")
-            bindings.append({"HostIp": str(host_ip or ""), "HostPort": host_port})
+            host_port = "" if host_port in (None, "") else str(host_port)
+            if host_port and (not (host_port.isascii() and host_port.isdigit()) or not 1 <= int(host_port) <= 65535):
+                raise ValueError(f"invalid host port {host_port!r} for {key}")
+            if host_port and int(host_port) < MIN_HOST_PORT:
+                raise ValueError(f"host port {host_port} for {key}: ports below {MIN_HOST_PORT} belong to the host's services")
+            host_ip = "" if host_ip is None else host_ip
+            try:
+                if host_ip != "":
+                    ipaddress.ip_address(host_ip)
+            except ValueError:
+                raise ValueError(f"invalid host IP {host_ip!r} for {key}") from None
+            bindings.append({"HostIp": host_ip, "HostPort": host_port})
         out[f"{port}/{proto}"] = bindings
     return out
 
@@ -91,26 +137,31 @@ def _resources(value: Any) -> dict:
         value = {"template": value}
     if not isinstance(value, dict):
         raise ValueError("must be a template name or an object with memory and/or cpus")
+    _bounded(value)
+    for key in ("memory", "cpus"):
+        item = value.get(key)
+        if isinstance(item, bool) or not isinstance(item, (int, float, type(None))) and not (key == "memory" and isinstance(item, str)):
+            raise ValueError(f"{key} must be a number" + (" or a size like 512m" if key == "memory" else ""))
     spec = {}
     if value.get("template"):
-        if value["template"] not in RESOURCE_TEMPLATES:
+        if not isinstance(value["template"], str) or value["template"] not in RESOURCE_TEMPLATES:
             raise ValueError(f"unknown template {value['template']!r}; known: {', '.join(RESOURCE_TEMPLATES)}")
         spec.update(RESOURCE_TEMPLATES[value["template"]])
     spec.update({k: v for k, v in value.items() if k in ("memory", "cpus") and v not in (None, "")})
     out = {}
     if "memory" in spec:
         try:
-            memory = parse_bytes(spec["memory"]) if isinstance(spec["memory"], str) else int(spec["memory"])
+            memory = parse_bytes(spec["memory"]) if isinstance(spec["memory"], str) else spec["memory"]
+            if memory != int(memory):
+                raise ValueError
+            memory = int(memory)
         except Exception:
             raise ValueError(f"memory {spec['memory']!r} is not a size like 512m or 1g") from None
         if memory < 6 * 1024 * 1024:
             raise ValueError("memory must be at least 6m (Docker's minimum)")
         out["memory"] = memory
     if "cpus" in spec:
-        try:
-            cpus = float(spec["cpus"])
-        except (TypeError, ValueError):
-            raise ValueError(f"cpus {spec['cpus']!r} is not a number") from None
+        cpus = float(spec["cpus"])
         if not 0.01 <= cpus <= 512:
             raise ValueError("cpus must be between 0.01 and 512")
         out["nano_cpus"] = int(cpus * 1e9)
@@ -118,10 +169,20 @@ def _resources(value: Any) -> dict:
 
 
 class ToolCreate(_Body):
-    dockerImageUrl: str = Field(min_length=1, max_length=512)
+    dockerImageUrl: str = Field(min_length=1, max_length=512, pattern=IMAGE_PATTERN)
     instanceNameOnToolbox: str = Field(pattern=NAME_PATTERN)
     accountToolInstanceId: str = Field(min_length=1, max_length=256)
     baseConfigOverrideJson: Optional[dict] = None
+
+    @field_validator("dockerImageUrl", "accountToolInstanceId")
+    @classmethod
+    def _text(cls, v):
+        return utf8(v)
+
+    @field_validator("dockerImageUrl")
+    @classmethod
+    def _image(cls, v):
+        return image_name(v)
 
     @field_validator("baseConfigOverrideJson", mode="before")
     @classmethod
@@ -131,7 +192,7 @@ class ToolCreate(_Body):
 
 class McpServerSpec(_Body):
     instanceNameOnToolbox: str = Field(pattern=NAME_PATTERN)
-    dockerImageUrl: str = Field(min_length=1, max_length=512)
+    dockerImageUrl: str = Field(min_length=1, max_length=512, pattern=IMAGE_PATTERN)
     accountToolInstanceId: Optional[str] = Field(default=None, max_length=256)
     mcpEndpointPath: str = Field(default="/mcp", pattern=r"^/[A-Za-z0-9._~/-]*$", max_length=256)
     mcpTransportType: Literal["stdio", "sse", "streamable-http", "websocket"] = "streamable-http"
@@ -139,6 +200,16 @@ class McpServerSpec(_Body):
     environmentVariables: dict[str, str] = Field(default_factory=dict)
     resourceLimits: dict = Field(default_factory=dict)
     baseConfigOverrideJson: dict = Field(default_factory=dict)
+
+    @field_validator("dockerImageUrl", "accountToolInstanceId")
+    @classmethod
+    def _text(cls, v):
+        return v if v is None else utf8(v)
+
+    @field_validator("dockerImageUrl")
+    @classmethod
+    def _image(cls, v):
+        return image_name(v)
 
     @field_validator("portBindings", mode="before")
     @classmethod
@@ -162,9 +233,12 @@ class McpServerSpec(_Body):
             return {}
         if not isinstance(v, dict):
             raise ValueError("must be an object of NAME: value")
-        for key in v:
+        _bounded(v)
+        for key, val in v.items():
             if not key or "=" in key or "\0" in key:
                 raise ValueError(f"invalid variable name {key!r}")
+            if not isinstance(val, (str, int, float, bool)) or isinstance(val, str) and "\0" in val:
+                raise ValueError(f"{key}: a value is a string, a number or a boolean, without NUL bytes")
         # numbers and booleans are passed as their text, as a shell would
         return {k: (json.dumps(val) if isinstance(val, bool) else str(val)) for k, val in v.items()}
 
@@ -179,9 +253,9 @@ class McpServerSpec(_Body):
 
 
 class GroupOptions(_Body):
-    maxConcurrentDeployments: int = Field(default=3, ge=1, le=32)
-    dependencyOrder: list[Union[str, list[str]]] = Field(default_factory=list)
-    sharedNetworking: bool = False
+    maxConcurrentDeployments: StrictInt = Field(default=3, ge=1, le=32)
+    dependencyOrder: list[Union[str, list[str]]] = Field(default_factory=list, max_length=100)
+    sharedNetworking: StrictBool = False
 
 
 class GroupDeploy(_Body):
@@ -240,8 +314,23 @@ class RedeployRequest(_Body):
 class ExecRequest(_Body):
     command: Optional[str] = Field(default=None, min_length=1, max_length=65536, description="a shell command line")
     argv: Optional[list[str]] = Field(default=None, min_length=1, max_length=4096, description="argv, run without a shell")
-    timeout: int = Field(default=30000, ge=1, le=300000, description="milliseconds")
-    dry_run: bool = Field(default=False, description="only return the policy verdict; nothing runs")
+    timeout: StrictInt = Field(default=30000, ge=1, le=300000, description="milliseconds")
+    dry_run: StrictBool = Field(default=False, description="only return the policy verdict; nothing runs")
+
+    @field_validator("command")
+    @classmethod
+    def _command_text(cls, v):
+        return v if v is None else utf8(v)
+
+    @field_validator("argv")
+    @classmethod
+    def _argv_text(cls, v):
+        for i, arg in enumerate(v or []):
+            try:
+                utf8(arg)
+            except ValueError as exc:
+                raise ValueError(f"argument {i} {exc}") from None
+        return v
 
     @model_validator(mode="after")
     def _exactly_one(self):

@@ -74,6 +74,7 @@ class Settings:
     exec_output_cap: int = 1024 * 1024
     # the root launcher of the exec sandbox, and where the agent puts each command's filtered Docker API socket
     sandbox_socket: str = "/run/dtma-sandbox.sock"
+    sandbox_user: str = "dtma-exec"
     runtime_dir: Path = Path("/run/dtma")
 
     @property
@@ -137,5 +138,6 @@ class Settings:
             exec_max_concurrent=number("DTMA_EXEC_MAX_CONCURRENT", 8, int),
             exec_output_cap=number("DTMA_EXEC_OUTPUT_CAP", 1024 * 1024, int),
             sandbox_socket=env.get("DTMA_SANDBOX_SOCKET") or "/run/dtma-sandbox.sock",
+            sandbox_user=env.get("DTMA_SANDBOX_USER") or "dtma-exec",
             runtime_dir=path("DTMA_RUNTIME_DIR") or Path("/run/dtma"),
         )

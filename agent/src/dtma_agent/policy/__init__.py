@@ -1,7 +1,8 @@
 """The command safety policy of the DTMA agent.
 
-engine.py is a symlink to plugins/module_utils/_policy.py: one file serves the agent and the Ansible
-modules, so the policy the modules check in advance is, by construction, the policy the agent enforces.
+engine.py is a symlink to plugins/module_utils/_policy.py, and each _policy_*.py here is a symlink to the
+file of the same name there: one set of files serves the agent and the Ansible modules, so the policy the
+modules check in advance is, by construction, the policy the agent enforces.
 """
 
 from .engine import (

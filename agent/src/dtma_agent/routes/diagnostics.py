@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from typing import Annotated
 
 import docker.errors
 import psutil
@@ -13,6 +14,7 @@ from .. import audit, containers, metrics
 from .. import docker_state as ds
 from ..errors import DockerUnavailable, ok
 from ..logbuffer import RING
+from .common import QueryInt
 
 router = APIRouter(prefix="/diagnostics", tags=["diagnostics"])
 _DOCKER_FAILURES = (DockerUnavailable, docker.errors.DockerException, requests.RequestException)
@@ -83,7 +85,8 @@ def service_journal(unit: str, lines: int) -> dict:
 
 
 @router.get("/logs", summary="The agent's own log, its service journal and each MCP container's last lines")
-def log_diagnostics(request: Request, lines: int = Query(100, ge=1, le=10000, description="lines per source")):
+def log_diagnostics(request: Request,
+                    lines: Annotated[QueryInt, Query(ge=1, le=10000, description="lines per source")] = 100):
     mcp: dict = {}
     try:
         api = request.app.state.gateway.api

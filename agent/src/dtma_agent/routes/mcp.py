@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
@@ -9,7 +9,7 @@ from .. import containers, groups
 from .. import docker_state as ds
 from ..errors import ApiError, ok, timestamp
 from ..schemas import RESOURCE_TEMPLATES, GroupDeploy
-from .common import container_action, log_query
+from .common import QueryBool, QueryFloat, QueryInt, container_action, log_query
 
 router = APIRouter(prefix="/mcp", tags=["mcp"])
 
@@ -41,21 +41,23 @@ def validate_group(body: GroupDeploy, request: Request):
 
 @router.delete("/groups/{groupId}", summary="Stop and remove every container of a group")
 def delete_group(groupId: str, request: Request,
-                 forceRemove: bool = Query(False, description="kill at once instead of a graceful stop"),
-                 gracefulTimeoutMs: int = Query(10000, ge=0, le=300000, description="graceful stop time per container")):
+                 forceRemove: Annotated[QueryBool, Query(description="kill at once instead of a graceful stop")] = False,
+                 gracefulTimeoutMs: Annotated[QueryInt, Query(ge=0, le=300000,
+                                                              description="graceful stop time per container")] = 10000):
     result = groups.remove_group(request.app.state.gateway.api, groupId, forceRemove, gracefulTimeoutMs)
     return ok(message=f"group {groupId} removed", data=result)
 
 
 @router.get("/status", summary="Every managed MCP server: group, state, ports, health")
-def mcp_status(request: Request, probe: bool = Query(False, description="also speak MCP to each HTTP server")):
+def mcp_status(request: Request,
+               probe: Annotated[QueryBool, Query(description="also speak MCP to each HTTP server")] = False):
     servers = groups.mcp_servers(request.app.state.gateway.api, do_probe=probe)
     return ok(mcp_servers=servers, count=len(servers))
 
 
 @router.get("/health/{groupId}", summary="Container state and MCP probe of each server of a group")
 def group_health(groupId: str, request: Request,
-                 retryFor: float = Query(0.0, ge=0, le=30, description="seconds to retry refused connections")):
+                 retryFor: Annotated[QueryFloat, Query(ge=0, le=30, description="seconds to retry refused connections")] = 0.0):
     servers = groups.mcp_servers(request.app.state.gateway.api, groupId, do_probe=True, retry_for=retryFor)
     if not servers:
         raise ApiError(404, "group not found", f"no containers are labelled with group {groupId!r}")
@@ -64,7 +66,7 @@ def group_health(groupId: str, request: Request,
 
 
 @router.post("/servers/{name}/restart", summary="Restart one MCP server (rate limited)")
-def restart_server(name: str, request: Request, timeout: int = Query(10, ge=0, le=600)):
+def restart_server(name: str, request: Request, timeout: Annotated[QueryInt, Query(ge=0, le=600)] = 10):
     server = _server(request, name)
     request.app.state.restart_limiter.acquire(name)
     request.app.state.gateway.api.restart(server["container_id"], timeout=timeout)
@@ -73,7 +75,7 @@ def restart_server(name: str, request: Request, timeout: int = Query(10, ge=0, l
 
 @router.post("/servers/{name}/{action}", summary="Start or stop one MCP server")
 def server_action(name: str, action: Literal["start", "stop"], request: Request,
-                  timeout: int = Query(10, ge=0, le=600, description="seconds to wait for a graceful stop")):
+                  timeout: Annotated[QueryInt, Query(ge=0, le=600, description="seconds to wait for a graceful stop")] = 10):
     after, changed = container_action(request, _server(request, name), action, timeout)
     return ok(message=f"MCP server {name}: {action} done", changed=changed, data=after)
 

@@ -1,16 +1,16 @@
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-import docker.errors
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
 from .. import containers
 from .. import docker_state as ds
+from ..create_config import Scope
 from ..errors import ApiError, ok
 from ..schemas import ToolCreate
-from .common import log_query
+from .common import QueryInt, log_query
 
 router = APIRouter(prefix="/tools", tags=["tools"])
 
@@ -33,15 +33,14 @@ def _desired(body: ToolCreate) -> tuple[dict, dict]:
     the override is unsafe); its config hash label is what /tools/validate compares."""
     labels = {ds.MANAGED_BY: ds.MANAGED_VALUE, ds.KIND: ds.KIND_TOOL, ds.INSTANCE: body.instanceNameOnToolbox,
               ds.ACCOUNT_TOOL: body.accountToolInstanceId}
-    override = containers.check_override(body.baseConfigOverrideJson or {})
-    return labels, containers.build_config(body.dockerImageUrl, labels, override=override)
+    scope = Scope(volume_prefix=f"agentopia-tool-{body.instanceNameOnToolbox}-")  # no network but the default ones
+    return labels, containers.build_config(body.dockerImageUrl, labels, override=body.baseConfigOverrideJson, scope=scope)
 
 
 def _name_owner(api, name: str) -> str | None:
     """Who holds a container name that is not one of our tools: None when the name is free."""
-    try:
-        details = api.inspect_container(name)
-    except docker.errors.NotFound:
+    details = ds.inspect_by_name(api, name)
+    if details is None:
         return None
     if details["Name"] != f"/{name}":  # inspect also answers to an id prefix
         return None
@@ -98,7 +97,7 @@ def tools_status(request: Request):
 
 @router.post("/{name}/{action}", summary="Start, stop or restart a tool instance")
 def tool_action(name: str, action: Literal["start", "stop", "restart"], request: Request,
-                timeout: int = Query(10, ge=0, le=600, description="seconds to wait for a graceful stop")):
+                timeout: Annotated[QueryInt, Query(ge=0, le=600, description="seconds to wait for a graceful stop")] = 10):
     api = request.app.state.gateway.api
     before = _tool(request, name)
     if action == "start":
@@ -122,7 +121,7 @@ def tool_logs(name: str, request: Request, query: tuple = Depends(log_query)):
 
 @router.delete("/{name}", summary="Stop and remove a tool instance")
 def delete_tool(name: str, request: Request,
-                timeout: int = Query(10, ge=0, le=600, description="seconds to wait for a graceful stop")):
+                timeout: Annotated[QueryInt, Query(ge=0, le=600, description="seconds to wait for a graceful stop")] = 10):
     view = _tool(request, name)
     containers.stop_and_remove(request.app.state.gateway.api, view["container_id"], force=False, timeout_s=timeout)
     return ok(message=f"tool {name} removed", data={"instance_name_on_toolbox": name, "container_id": view["container_id"]})
