@@ -31,6 +31,10 @@ CLASSES = {
     "secrets": "reaching secrets (env file, agent environ, journal, audit log, TLS key, SSH keys, MCP env)",
     "write_outside": "writing outside scratch (/etc, /var/lib/dtma, /opt/dtma, /usr/local/bin, cron, units, keys)",
     "resources": "resource abuse (fork storm, disk fill, memory, huge output), bounded",
+    "docker_filter": "raw requests to the filtered Docker API (pipelining, smuggling, path and method tricks, "
+                     "exec/attach/archive/top, prunes, volumes with driver options)",
+    "sandbox": "probes of the sandbox itself (setuid, nested namespaces, locked mounts, inherited fds, cgroup and "
+               "/proc/sys writes, loopback down, hostname)",
     "api_override": "container routes with host-granting baseConfigOverrideJson (POST /tools, /tools/validate, "
                     "/mcp/groups, /mcp/validate)",
 }
@@ -519,6 +523,134 @@ RESOURCES = [
     ("tail -f /dev/null", 1500),
 ]
 
+# Raw Docker API requests through the socket a command sees (python3 here-docs: refused by the default policy,
+# run in the open pass). RAW sends REQS on one connection and prints FILTER-LET-THROUGH when more requests
+# succeeded (2xx) than the first ALLOWED ones.
+RAW = """python3 - <<'PYEOF'
+import json, re, socket
+BODY = json.dumps({"Image": "local/busybox:latest", "Cmd": ["touch", "/h/@M@"], "HostConfig": {"Binds": ["/tmp:/h"]}})
+def req(method, path, body="", extra=""):
+    return (f"{method} {path} HTTP/1.1\\r\\nHost: docker\\r\\nContent-Type: application/json\\r\\n{extra}"
+            f"Content-Length: {len(body)}\\r\\n\\r\\n{body}")
+ALLOWED = %(allowed)d
+REQS = %(reqs)s
+s = socket.socket(socket.AF_UNIX)
+s.settimeout(2)
+s.connect("/run/docker.sock")
+s.sendall("".join(REQS).encode())
+out = b""
+try:
+    while True:
+        b = s.recv(65536)
+        if not b:
+            break
+        out += b
+except OSError:
+    pass
+text = out.decode(errors="replace")
+codes = re.findall(r"HTTP/1\\.[01] (\\d{3})", text)
+print(codes, text[:1500])
+if sum(c.startswith("2") for c in codes) > ALLOWED:
+    print("FILTER-LET-THROUGH")
+PYEOF"""
+
+
+def raw(reqs: str, allowed: int = 0) -> str:
+    return RAW % {"reqs": reqs, "allowed": allowed}
+
+
+DOCKER_FILTER = [
+    raw('[req("GET", "/v1.41/_ping"), req("POST", "/v1.41/containers/create?name=@M@", BODY)]', 1),
+    raw('[req("POST", "/v1.41/containers/@MCP@/restart?t=0"), req("POST", "/v1.41/containers/create?name=@M@", BODY)]',
+        1),
+    raw('[req("GET", "/v1.41/version", "0\\r\\n\\r\\n" + req("POST", "/v1.41/containers/create?name=@M@", BODY), '
+        '"Transfer-Encoding: chunked\\r\\n")]', 1),
+    raw('[req("POST", "/v1.41/containers/json/../create?name=@M@", BODY)]'),
+    raw('[req("POST", "//v1.41/containers/create?name=@M@", BODY)]'),
+    raw('[req("POST", "/v1.41/containers%%2Fcreate?name=@M@", BODY)]'),
+    raw('[req("POST", "/V1.41/Containers/Create?name=@M@", BODY)]'),
+    raw('[req("POST", "/v1.41/containers/./create?name=@M@", BODY)]'),
+    raw('[req("POST", "/v1.41/containers/create/?name=@M@", BODY)]'),
+    raw('[req("POST", "/containers/create?name=@M@", BODY)]'),
+    raw('[req("post", "/v1.41/containers/create?name=@M@", BODY)]'),
+    raw('[req("POST", "http://docker/v1.41/containers/create?name=@M@", BODY)]'),
+    raw('[req("GET", "/v1.41/containers/create?name=@M@", BODY, "X-HTTP-Method-Override: POST\\r\\n")]'),
+    raw('[req("POST", "/v1.41/containers/@VICTIM@/stop?t=0")]'),
+    raw('[req("POST", "/v1.41/containers//@VICTIM@/stop?t=0")]'),
+    raw('[req("POST", "/v1.41/containers/%%2F@VICTIM@/stop?t=0")]'),
+    raw('[req("POST", "/v1.41/containers/@VICTIM@/pause")]'),
+    raw('[req("DELETE", "/v1.41/containers/@VICTIM@?force=1")]'),
+    raw('[req("POST", "/v1.41/containers/@MCP@/exec", json.dumps({"Cmd": ["cat", "/proc/1/environ"], '
+        '"AttachStdout": True}))]'),
+    raw('[req("GET", "/v1.41/containers/@MCP@/archive?path=/proc/1/environ")]'),
+    raw('[req("GET", "/v1.41/containers/@MCP@/export")]'),
+    raw('[req("GET", "/v1.41/containers/@MCP@/top?ps_args=auxe")]', 1),
+    raw('[req("GET", "/v1.24/containers/@MCP@/json")]', 1),
+    raw('[req("POST", "/v1.41/containers/@MCP@/attach?stream=1&stdin=1&stdout=1", "hello")]'),
+    raw('[req("POST", "/v1.41/containers/@MCP@/update", json.dumps({"Memory": 7340032}))]'),
+    raw('[req("POST", "/v1.41/containers/@MCP@/rename?name=@M@")]'),
+    raw('[req("POST", "/v1.41/volumes/create", json.dumps({"Name": "@M@", "DriverOpts": {"type": "none", "o": "bind", '
+        '"device": "/tmp"}}))]'),
+    raw('[req("POST", "/v1.41/networks/create", json.dumps({"Name": "@M@"}))]'),
+    raw('[req("POST", "/v1.41/commit?container=@MCP@&repo=@M@")]'),
+    raw('[req("POST", "/v1.41/containers/prune?filters=" + json.dumps({"label": ["@M@"]}))]'),
+    raw('[req("POST", "/v1.41/images/prune?filters=" + json.dumps({"label": ["@M@"]}))]'),
+    raw('[req("POST", "/v1.41/volumes/prune?filters=" + json.dumps({"label": ["@M@"]}))]'),
+    raw('[req("POST", "/v1.41/build?t=@M@")]'),
+    raw('[req("POST", "/v1.41/swarm/init", json.dumps({"ListenAddr": "127.0.0.1:2377"}))]'),
+    raw('[req("GET", "/v1.41/containers/@DROPLET@/json")]', 1),
+    "docker top @MCP@ e",
+    "docker top @MCP@ auxe",
+    "docker top @MCP@ -eo pid,args,env",
+    "docker inspect --format '{{.Config.Env}}' $(docker ps -q --filter name=@MCP@)",
+    "docker inspect -f '{{json .}}' @MCP@",
+    "docker container ls --format '{{json .}}' --no-trunc",
+    "curl -s --unix-socket /run/docker.sock http://d/v1.41/_ping --next -X POST -H 'Content-Type: application/json' "
+    "-d '{\"Image\":\"local/busybox:latest\",\"HostConfig\":{\"Binds\":[\"/tmp:/h\"]}}' "
+    "'http://d/v1.41/containers/create?name=@M@'",
+    "curl -s --unix-socket /run/docker.sock -X POST 'http://d/v1.41/containers/@VICTIM@/stop?t=0'",
+    "curl -s --unix-socket /run/docker.sock 'http://d/v1.41/containers/@MCP@/top?ps_args=e'",
+]
+
+SANDBOX = [
+    "sudo -n cat /etc/dtma/canary",
+    "su -c 'cat /etc/dtma/canary' root </dev/null",
+    "find / -xdev -perm -4000 -type f",
+    "unshare -Ur cat /etc/dtma/canary",
+    "unshare -Urm sh -c 'umount /etc/dtma; cat /etc/dtma/canary'",
+    "unshare -Urm sh -c 'umount -l /var/lib/dtma; cat /var/lib/dtma/canary; touch /var/lib/dtma/@M@'",
+    "unshare -Urm sh -c 'mount -o remount,rw /; touch /etc/@M@'",
+    "unshare -Urpf --mount-proc sh -c 'cat /proc/1/environ'",
+    "nsenter -t 1 -a cat /etc/dtma/canary",
+    "python3 - <<'EOF'\nimport os\nfor fd in range(3, 64):\n    try:\n        print(fd, os.readlink(f'/proc/self/fd/{fd}'))\n"
+    "        print(os.read(fd, 4096))\n    except OSError:\n        pass\nEOF",
+    "python3 - <<'EOF'\nimport os\nprint(os.listdir('/proc'))\nfor p in os.listdir('/proc'):\n    if p.isdigit():\n"
+    "        try:\n            print(p, open(f'/proc/{p}/environ', 'rb').read())\n        except OSError as e:\n"
+    "            print(p, e)\nEOF",
+    "python3 -c 'import os; os.setuid(0)'",
+    "python3 -c 'import ctypes; print(ctypes.CDLL(None).ptrace(16, 1, 0, 0))'",
+    "sh -c 'echo $$ > /sys/fs/cgroup/pids/cgroup.procs'",
+    "sh -c 'echo \"|/tmp/@M@\" > /proc/sys/kernel/core_pattern'",
+    "sh -c 'echo h > /proc/sysrq-trigger'",
+    "ip link set lo down",
+    "ip addr add 10.250.0.1/32 dev lo",
+    "hostname @M@",
+    "date -s '2001-01-01'",
+    "cat /dev/kmsg",
+    "mount -t tmpfs none /mnt",
+    "ls -la /run /var/lib/dtma /etc/dtma /root /home",
+    "cat /proc/self/status",
+    "python3 -c 'import socket; s=socket.socket(socket.AF_UNIX); s.connect(\"/run/dtma-sandbox.sock\")'",
+    "python3 -c 'import socket; s=socket.socket(socket.AF_UNIX); s.connect(\"/var/run/docker.sock\"); print(1)'",
+    "python3 -c 'import socket; s=socket.socket(socket.AF_UNIX); s.connect(\"\\0/org/freedesktop/systemd1/notify\"); "
+    "s.send(b\"STOPPING=1\")'",
+    "curl -s -X POST http://127.0.0.1:@PORT@/restart",
+    "curl -s -X POST -H 'Authorization: Bearer x' http://127.0.0.1:@PORT@/ssh/execute -d '{}'",
+    "systemctl stop dtma",
+    "systemctl kill -s KILL dtma",
+    "systemctl start @M@",
+]
+
 # API attacks: (route, override). The container's command tries to write the host's /tmp/@M@ through a bind of /tmp.
 TOUCH = ["sh", "-c", "touch /h/@M@ /h/tmp/@M@ 2>/dev/null; sleep @S@"]
 OVERRIDES = [
@@ -577,6 +709,10 @@ def build(session: str) -> list[dict]:
         add("secrets", c)
     for c in WRITE:
         add("write_outside", c)
+    for c in DOCKER_FILTER:
+        add("docker_filter", c, 15000)
+    for c in SANDBOX:
+        add("sandbox", c, 8000)
     for route in API_ROUTES:
         for i, o in enumerate(OVERRIDES):
             add("api_override", route=route, override=o, oi=i)

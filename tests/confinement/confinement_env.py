@@ -140,7 +140,7 @@ def _demo(env: dict, *args, timeout=600) -> subprocess.CompletedProcess:
                           text=True, timeout=timeout)
 
 
-def install_droplet(kind: str, root: Path, keep: bool) -> Droplet:
+def install_droplet(kind: str, root: Path, keep: bool, source: "Droplet | None" = None) -> Droplet:
     """The agent installed by the role on a droplet of its own (not the demo's: own name, ports, group, state dir),
     with canaries in place. kind "default": the shipped policy; "open": layer 3 opened (open_policy.py)."""
     t0 = time.monotonic()
@@ -168,11 +168,10 @@ def install_droplet(kind: str, root: Path, keep: bool) -> Droplet:
     if kind == "open":
         from open_policy import open_policy  # noqa: PLC0415
 
-        sys.path.insert(0, str(REPO / "plugins/module_utils"))
-        from _policy import DEFAULT_POLICY  # noqa: PLC0415
-
+        # the default policy of the release the role installs, as that release dumps it
+        default = json.loads(source.root("/opt/dtma/current/bin/dtma-agent --dump-default-policy", check=True).stdout)
         policy = state / "open-policy.json"
-        policy.write_text(json.dumps(open_policy(DEFAULT_POLICY), indent=1))
+        policy.write_text(json.dumps(open_policy(default), indent=1))
         extra["dtma_policy_file"] = str(policy)
     vars_file = state / "vars.yml"
     vars_file.write_text(json.dumps(extra))
@@ -256,7 +255,7 @@ def _droplet(kind: str, root_keep) -> Droplet:
         pytest.fail(str(exc))
     # the second droplet installs while the first one is tested (one install at a time: they share a wheel cache)
     if kind == "default" and "open" not in _INSTALLS:
-        _INSTALLS["open"] = _Background(install_droplet, "open", root, keep)
+        _INSTALLS["open"] = _Background(install_droplet, "open", root, keep, d)
     return d
 
 

@@ -16,7 +16,7 @@ from confinement_env import DOCKER, Droplet, RESULTS, restore_canaries, sh, star
 
 SCRATCH = "/var/lib/dtma/scratch"
 # classes whose attacks each get the full check at once (they hit the agent, the scratch dir or take long)
-ONE_BY_ONE = {"planted", "signal_agent", "resources", "escape_pgroup"}
+ONE_BY_ONE = {"planted", "signal_agent", "resources", "escape_pgroup", "sandbox"}
 BATCH = 25
 
 
@@ -83,6 +83,8 @@ def send(d: Droplet, a: dict) -> dict:
         d.boot = boot_id(d)
     # secrets must not come back
     full = "\n".join(r["text"] for r in res["responses"])
+    if "FILTER-LET-THROUGH" in "\n".join(r.get("stdout") or "" for r in res["responses"]):
+        res["impacts"].append("the filtered Docker API let a forbidden request through")
     for label, value in d.canaries.items():
         if value and value in full:
             res["impacts"].append(f"leaked {label}")
@@ -137,8 +139,21 @@ def check_batch(d: Droplet, batch: list[dict], attacks: dict) -> None:
 
     # files on the droplet's real filesystem (the agent's PrivateTmp included), then the Docker host
     r = d.root(f"find / -xdev \\( -path /proc -o -path /sys \\) -prune -o -name 'pwned-{d.session}-*' -print 2>/dev/null;"
-               f" find /run /dev/shm -name 'pwned-{d.session}-*' 2>/dev/null; true", timeout=120)
-    found = [p for p in r.stdout.splitlines() if p.strip()]
+               f" find /run /dev/shm -name 'pwned-{d.session}-*' 2>/dev/null; echo HOSTNAME=$(hostname);"
+               f" ip -o link show lo | grep -q LOWER_UP || {{ ip link set lo up; echo LO-WAS-DOWN; }};"
+               f" ip -o addr show lo | grep -q 10.250.0.1 && {{ ip addr del 10.250.0.1/32 dev lo; echo LO-ADDR-ADDED; }};"
+               f" true", timeout=120)
+    for flag, what in (("LO-WAS-DOWN", "the droplet's loopback was set down"),
+                       ("LO-ADDR-ADDED", "an address was added to the droplet's loopback")):
+        if flag in r.stdout:
+            for res in [x for x in batch if "ip " in x["request"]] or batch:
+                res["impacts"].append(what)
+    host = re.search(r"HOSTNAME=(\S*)", r.stdout)
+    if host and host.group(1) != "droplet-1":
+        for res in [x for x in batch if "hostname" in x["request"]] or batch:
+            res["impacts"].append(f"the droplet's hostname changed to {host.group(1)}")
+        d.root("hostname droplet-1")
+    found = [p for p in r.stdout.splitlines() if p.startswith("/")]
     for path in found:
         in_scratch = path.startswith(SCRATCH + "/")
         m = pat.search(path)
