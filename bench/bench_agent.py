@@ -522,10 +522,10 @@ class Bench:
         """POST /ssh/execute (policy check, then the command confined by the sandbox launcher, output captured) vs
         the floor: one bare HTTP round trip to the agent plus the same confinement launching the same argv directly
         from this process. A second row gives the confinement's own cost against a bare spawn."""
-        from dtma_agent.docker_filter import DockerFilter  # pylint: disable=import-outside-toplevel
         from dtma_agent.executor import Executor  # pylint: disable=import-outside-toplevel
         # as the agent does it: a filtered Docker API endpoint per command, then the launcher
-        confined = Executor(str(self.launcher.socket), docker_filter=DockerFilter(), runtime_dir=str(self.launcher.runtime_dir))
+        confined = Executor(str(self.launcher.socket), docker_upstream="/var/run/docker.sock",
+                            runtime_dir=str(self.launcher.runtime_dir))
 
         def launch(argv):
             result = asyncio.run(confined.run(argv, 10))

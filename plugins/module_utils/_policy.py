@@ -14,14 +14,19 @@ from __future__ import annotations
 #   _policy_default_executables.py  its table of allowed executables
 #   _policy_words.py                quote removal, globs, option parsing
 #   _policy_paths.py                path rules: cwd, secrets, scratch dirs, protected paths
-#   _policy_walk.py                 parsing and walking the tree, wrappers, the generic argument checks
-#   _policy_tools.py                handlers: shells, builtins, kill, systemctl, ip, curl/wget, docker
+#   _policy_checks.py               each word's value (quotes, loop variables), expansions, redirections
+#   _policy_walk.py                 parsing and walking the tree, for loops, wrappers, the generic argument checks
+#   _policy_script.py               what runs: the script regenerated from the checked tree (run_argv), and
+#                                   bash's here-document rules in place of bashlex's
+#   _policy_tools.py                handlers: shells, builtins, kill, ps, systemctl, ip, curl/wget, docker
+#                                   (docker subcommands: the table in _docker_access.py, shared with the
+#                                   agent's filtered Docker API)
 #   _policy_tools_files.py          handlers: awk, sed, jq, find, tar, dd, cp/mv, chmod/chown
 # The agent's dtma_agent/policy/ holds a symlink to each of these files (engine.py is this one); each file
 # imports its siblings by the collection path under Ansible and relatively inside the agent.
 #
 # How a command is judged:
-#   1. bashlex parses the string (a real shell parser; anything it cannot parse is denied).
+#   1. bashlex parses the string (bash's grammar; anything it cannot parse is denied).
 #   2. Every simple command is found: in pipelines, lists, subshells, groups, $(...), `...`, <(...), and
 #      recursively inside `sh -c '...'`, `docker exec ctr ...`, `find -exec ...`, `flock -c '...'`.
 #   3. Each word's value is computed by the policy's own quote-aware scanner; a word whose value depends on
@@ -32,6 +37,8 @@ from __future__ import annotations
 #      (an argument grammar per command); anything else is `not in policy: <name>` (default deny).
 #   6. Paths are normalised (and, on the agent, resolved with realpath) and checked: reads never touch a
 #      secret, writes stay inside the scratch dirs, protected paths name the category of a denial.
+#   7. What runs is regenerated from what was checked (Verdict.run_argv): a compound command runs as
+#      `bash -c SCRIPT` with SCRIPT emitted from the parse tree, never the string as typed.
 
 import importlib.util
 import json
@@ -102,7 +109,8 @@ executables             {name: spec}: what is allowed, and how its arguments are
 A spec (executables, subcommands) may hold:
   category            id of the allow rule: allow.<category>
   handler             special argument grammar: shell docker_run docker_exec docker_cp systemctl service
-                      kill ip awk sed find tar curl wget dd copy chmod chown jq cd shell_vars ps
+                      kill ip awk sed find tar curl wget dd copy chmod chown jq cd shell_vars ps docker
+                      (docker: the subcommand must be in the shared Docker operations table, _docker_access.py)
   same_as             "docker ps": use that spec
   forms               [[arg, ...]]: argv must start with one of these (python3 -m json.tool)
   value_flags         options that take a value; opt_value_flags: options whose value is only attached
@@ -135,7 +143,8 @@ scratch (strictly inside a scratch dir), scratch_dir (a scratch dir or inside on
 # ---------------------------------------------------------------------------------------------------------
 _PATH_RULES = ("none", "list", "read", "read_tree", "scratch", "scratch_dir")
 _HANDLERS_NAMES = ("shell", "docker_run", "docker_exec", "docker_cp", "systemctl", "service", "kill", "ip", "awk",
-                   "sed", "find", "tar", "curl", "wget", "dd", "copy", "chmod", "chown", "jq", "cd", "shell_vars", "ps")
+                   "sed", "find", "tar", "curl", "wget", "dd", "copy", "chmod", "chown", "jq", "cd", "shell_vars", "ps",
+                   "docker")
 _CATEGORY_RE = re.compile(r"[a-z][a-z0-9_]*\Z")
 # value kinds used by the key tables below
 _STR, _INT, _BOOL, _STRS, _CATS, _RULE, _RULES_MAP, _REGEX, _REGEX_CATS = (

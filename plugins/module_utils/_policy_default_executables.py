@@ -474,7 +474,7 @@ DEFAULT_EXECUTABLES = {
                                  "logging": "log_tampering"}},
     # --- Docker ---------------------------------------------------------------------------------------------------
     "docker": {
-        "category": "docker", "deny_as": "docker_escape",
+        "handler": "docker", "category": "docker", "deny_as": "docker_escape",
         "value_flags": ["-l", "--log-level", "-H", "--host", "-c", "--context", "--config", "--tlscacert",
                         "--tlscert", "--tlskey"],
         "allow_flags": ["-D", "--debug", "-l", "--log-level", "-h", "--help", "-v", "--version"],
@@ -591,5 +591,5 @@ DEFAULT_EXECUTABLES = {
                             "pull": {"category": "docker_image", "unknown_args": True}}},
         },
     },
-    "docker-compose": {"same_as": "docker compose"},
+    "docker-compose": {"handler": "docker", "category": "docker_compose"},
 }

@@ -281,7 +281,8 @@ class Regenerator:
         return self.src[node.pos[0]:node.pos[1]]
 
     def _word(self, node, skip=0, allow_empty=False):
-        """The word re-emitted: literals quoted from their values, expansions the policy followed kept."""
+        """The word re-emitted: literals quoted from their values, expansions the policy followed kept. Braces
+        are literals: the policy reads {a,b} as one word of unknown value, and one word it stays."""
         start = node.pos[0]
         raw = self.src[start:node.pos[1]]
         nested = self.nested.get((self.src, tuple(node.pos)), False)
@@ -291,7 +292,6 @@ class Regenerator:
             return quote(nested)
         holes = {p.pos[0] - start: p for p in (node.parts or []) if p.kind in
                  ("parameter", "commandsubstitution", "processsubstitution", "tilde")}
-        brace = "brace" in _scan_word(raw)[1]
         out, literal = [], []
 
         def flush():
@@ -348,8 +348,6 @@ class Regenerator:
                 emit(raw[i:end])
                 i = end
                 continue
-            elif not in_double and brace and char in "{},.":
-                emit(char)
             else:
                 literal.append(char)
             i += 1

@@ -26,10 +26,14 @@ if __name__.startswith("ansible_collections."):
         _globs_overlap, _normpath, _parse_options, _Word,
     )
     from ansible_collections.agentopia.dtma.plugins.module_utils._policy_walk import _Walker
+    from ansible_collections.agentopia.dtma.plugins.module_utils._docker_access import cli_subcommand_kind
+    from ansible_collections.agentopia.dtma.plugins.module_utils._docker_access import _MANAGEMENT as DOCKER_MANAGEMENT
 else:
     from ._policy_types import _denial
     from ._policy_words import _globs_overlap, _normpath, _parse_options, _Word
     from ._policy_walk import _Walker
+    from .docker_access import cli_subcommand_kind  # the agent links _docker_access.py as docker_access.py
+    from .docker_access import _MANAGEMENT as DOCKER_MANAGEMENT
 
 
 class _SystemTools(_Walker):
@@ -327,6 +331,34 @@ class _SystemTools(_Walker):
             except (OSError, ValueError):
                 return False
         return address.is_loopback or address.is_unspecified
+
+    def _h_docker(self, spec, label, args, call):
+        """docker: the subcommand must be in the Docker operations table shared with the agent's filtered Docker
+        API (_docker_access.py), then the policy's own argument checks apply."""
+        words = ["compose"] if label == "docker-compose" else []
+        for word in args:
+            if word.dynamic or word.glob:
+                if not self._docker_subcommand_known(words):
+                    raise _denial("unknowable", f"{label}: subcommand cannot be known statically: {word.shown()}")
+                break
+            words.append(word.value)
+        if call.unknown_tail and not self._docker_subcommand_known(words):
+            raise _denial("unknowable", f"{label} without a subcommand behind xargs runs one read from stdin")
+        kind, reason = cli_subcommand_kind(words)
+        if kind is None:
+            raise _denial("docker_api", reason)
+        return self._generic(spec, label, args, call)
+
+    @staticmethod
+    def _docker_subcommand_known(words):
+        """Do these words name the whole subcommand (`ps`, or `container ls` after a management command)?"""
+        names, skip = [], False
+        for word in words:
+            if skip or word.startswith("-"):
+                skip = not skip and word in ("-l", "--log-level")
+                continue
+            names.append(word)
+        return bool(names) and (names[0] not in DOCKER_MANAGEMENT or len(names) >= 2)
 
     def _h_docker_run(self, spec, label, args, call):
         parsed = _parse_options(args, spec, stop_at_operand=True)

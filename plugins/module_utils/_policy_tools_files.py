@@ -329,7 +329,7 @@ def _awk_problem(program):
     checks = ((r"\bsystem\s*\(", "code_execution", "system() runs shell commands"),
               (r"(?<!\|)\|(?!\|)", "code_execution", "pipes to or from commands run a shell"),
               (r"\bENVIRON\b|\bPROCINFO\b", "secrets", "ENVIRON/PROCINFO expose the agent's environment"),
-              (r"@\s*(load|include|namespace)\b", "code_execution", "extensions are not allowed"),
+              (r"@", "code_execution", "@load/@include and indirect calls (@f(), f = \"system\") are not allowed"),
               (r"\bgetline\b[^;{}\n]*<", "secrets", "getline < file reads files the policy cannot check"))
     for regex, category, why in checks:
         if re.search(regex, code):

@@ -393,6 +393,8 @@ class _Walker(_WordRules):
                 self._check_assignment(rest.pop(0))
         for rule in wrapper.get("lead_operands", ()):
             if rest:
+                if rest[0].dynamic or rest[0].glob:  # `timeout {5,rm,-rf,/x} true`, `timeout /tmp/* true`
+                    raise _denial("unknowable", f"{name} {rest[0].shown()}: may expand into several words")
                 self._check_path(rest.pop(0), rule, name)
         shell_flags = wrapper.get("shell_flags", ())
         strings = parsed.values(*shell_flags)
@@ -452,6 +454,8 @@ class _Walker(_WordRules):
         return _denial(category, reason)
 
     def _check_flags(self, spec, label, parsed):
+        if parsed.spread() and not spec.get("unknown_args"):
+            raise _denial("unknowable", f"{label}: the value of {parsed.spread()[0]} may expand into several words")
         deny = spec.get("deny_flags", {})
         allow = spec.get("allow_flags")
         path_flags = spec.get("path_flags", {})

@@ -331,6 +331,12 @@ class _Parsed:
     def __init__(self, flags, operands):
         self.flags, self.operands = flags, operands  # flags: [(name, _Word or None)]
 
+    def spread(self):
+        """Options whose value is a word of its own that the shell may turn into several (a glob, $X, $(...)):
+        the words after it would then shift into other places."""
+        return [name for name, value in self.flags if value is not None and value.key is not None
+                and (value.dynamic or value.glob)]
+
     def names(self):
         return {flag[0] for flag in self.flags}
 

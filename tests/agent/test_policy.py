@@ -189,7 +189,8 @@ def test_check_argv_has_no_shell_semantics():
     ("ls 'unterminated", "deny.unparseable"),
     ("/tmp/evil --help", "deny.untrusted_executable"),
     ("echo $DTMA_BEARER_TOKEN", "deny.secrets"),
-    ("docker exec mcp cat /etc/dtma/dtma.env", "deny.secrets"),
+    ("docker exec mcp cat /etc/dtma/dtma.env", "deny.docker_api"),  # the shared Docker table: no exec
+    ("docker run --rm -v /etc/dtma:/x alpine cat /x/dtma.env", "deny.docker_api"),
     ("find / -exec cat {} \\;", "deny.secrets"),
 ])
 def test_hidden_and_nested_code(command, rule):
@@ -411,12 +412,13 @@ def test_engine_is_self_contained_and_python38_syntax(source):
     assert imported <= {"__future__", "csv", "fnmatch", "importlib", "ipaddress", "json", "os", "posixpath", "re",
                         "socket", "sys", "traceback", "dataclasses", "urllib", "bashlex", "yaml", "shlex", "pwd",
                         "ansible_collections"}
-    siblings = {p.stem for p in POLICY_FILES}
+    siblings = {p.stem for p in POLICY_FILES} | {"_docker_access", "docker_access"}  # the shared Docker table
     for node in ast.walk(tree):  # siblings only, both ways: by the collection path and relatively
         if isinstance(node, ast.ImportFrom) and (node.level or node.module.startswith("ansible_collections")):
             name = node.module.rsplit(".", 1)[-1]
             assert name in siblings, node.module
             assert node.level == 1 or node.module == "ansible_collections.agentopia.dtma.plugins.module_utils." + name
+            assert node.level == 0 or name != "_docker_access"  # the agent links it as docker_access.py
     assert max(len(line) for line in text.splitlines()) <= 160
     assert len(text.splitlines()) <= 650, "keep each policy file small enough to read"
     assert "This file is private to this collection" in text

@@ -26,7 +26,7 @@ STUBS = ["echo", "printf", "true", "false", "test", "[", "pwd", "kill", "type", 
          "cut", "uniq", "tail", "timeout", "nice", "env", "xargs", "hostname", "basename", "systemctl", "journalctl",
          "rm", "mkdir", "touch", "ps", "ss", "ip", "sed", "awk", "jq", "find", "tar", "gzip", "diff", "tee"]
 NOT_LOGGED = {"cd", "export", "set", "unset", ":"}  # special builtins bash cannot turn off
-DYNAMIC = set("$*?[{~`")
+DYNAMIC = set("$*?[{~`(")
 
 
 @pytest.fixture(scope="module")
@@ -210,6 +210,13 @@ HANDWRITTEN = [
     ("docker ps --format '{{.Names}}' | xargs echo", True),
     ("echo \"$(echo \"$(id)\")\"", True),
     ("echo `id`", True),
+    ('echo "$(echo ")")" | cat', True),
+    ("echo $(echo a # c\n) | cat", True),  # a comment inside $( ): the script says what bashlex read
+    ("echo a &\\\n& id", True),
+    ("cat <<E\nE \nE\nid", True),  # `E ` is not the delimiter
+    ("echo >(cat) | cat", True),
+    ("echo a\\;id | cat", True),
+    ("echo a | cat # && id", True),
 ]
 
 

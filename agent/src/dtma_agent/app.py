@@ -39,7 +39,7 @@ def exec_state(settings: Settings, state) -> None:
     state.policy = load_policy(str(settings.policy_file)) if settings.policy_file else default_policy()
     state.policy_context = policy_context(settings, scratch)
     state.executor = Executor(settings.sandbox_socket, settings.exec_max_concurrent, settings.exec_output_cap,
-                              docker_filter=docker_filter(), runtime_dir=str(settings.runtime_dir),
+                              docker_upstream=docker_upstream(), runtime_dir=str(settings.runtime_dir),
                               filter_uids=sandbox_uids(settings.sandbox_user))
 
 
@@ -51,13 +51,10 @@ def sandbox_uids(user: str):
         return None
 
 
-def docker_filter():
-    """The filtered Docker API that commands get, when the engine is a local socket (the filter proxies to it)."""
+def docker_upstream() -> str | None:
+    """The engine's socket, which commands' filtered Docker API proxies to; none when the engine is not local."""
     host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
-    if not host.startswith("unix://"):
-        return None
-    from .docker_filter import DockerFilter  # pylint: disable=import-outside-toplevel
-    return DockerFilter(host[len("unix://"):])
+    return host[len("unix://"):] if host.startswith("unix://") else None
 
 
 def create_app(settings: Settings, gateway: DockerGateway | None = None) -> FastAPI:

@@ -74,10 +74,11 @@ class _Capture:
 
 class Executor:
     def __init__(self, launcher_socket: str, max_concurrent: int = 8, output_cap: int = 1024 * 1024,
-                 docker_filter=None, runtime_dir: str | None = None, filter_uids=None):
+                 docker_upstream: str | None = None, runtime_dir: str | None = None, filter_uids=None):
         self.launcher_socket, self.max_concurrent, self.output_cap = launcher_socket, max_concurrent, output_cap
         # commands reach Docker only through a filtered endpoint of their own (docker_filter.py), if at all
-        self.docker_filter, self.runtime_dir, self.filter_uids = docker_filter, runtime_dir, filter_uids
+        self.docker_upstream, self.runtime_dir, self.filter_uids = docker_upstream, runtime_dir, filter_uids
+        self._docker_filter = None
         self._slots = threading.BoundedSemaphore(max_concurrent)
 
     def slot(self):
@@ -96,10 +97,16 @@ class Executor:
 
         return _Slot()
 
+    def docker_filter(self):
+        if self._docker_filter is None:  # loaded with the first command: an idle agent does not carry it
+            from .docker_filter import DockerFilter  # pylint: disable=import-outside-toplevel
+            self._docker_filter = DockerFilter(self.docker_upstream)
+        return self._docker_filter
+
     async def run(self, argv: list[str], timeout_s: float, on_docker_decision=None) -> ExecResult:
         endpoint = None
-        if self.docker_filter is not None and self.runtime_dir:
-            endpoint = await self.docker_filter.open(os.path.join(self.runtime_dir, f"docker-{uuid.uuid4().hex}.sock"),
+        if self.docker_upstream and self.runtime_dir:
+            endpoint = await self.docker_filter().open(os.path.join(self.runtime_dir, f"docker-{uuid.uuid4().hex}.sock"),
                                                      on_decision=on_docker_decision, allowed_uids=self.filter_uids)
         try:
             return await self._run(argv, timeout_s, endpoint.path if endpoint else None)
