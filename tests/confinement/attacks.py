@@ -597,7 +597,7 @@ DOCKER_FILTER = [
     raw('[req("POST", "/v1.41/images/prune?filters=" + json.dumps({"label": ["@M@"]}))]'),
     raw('[req("POST", "/v1.41/volumes/prune?filters=" + json.dumps({"label": ["@M@"]}))]'),
     raw('[req("POST", "/v1.41/build?t=@M@")]'),
-    raw('[req("POST", "/v1.41/swarm/init", json.dumps({"ListenAddr": "127.0.0.1:2377"}))]'),
+    raw('[req("POST", "/v1.41/images/local/busybox:latest/tag?repo=local/@M@&tag=x")]'),
     raw('[req("GET", "/v1.41/containers/@DROPLET@/json")]', 1),
     "docker top @MCP@ e",
     "docker top @MCP@ auxe",
