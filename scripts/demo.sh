@@ -10,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
-STATE=$repo/.demo
+STATE=${DTMA_DEMO_DIR:-$repo/.demo}
 NAME=${DTMA_DROPLET_NAME:-dtma-droplet}
 SSH_PORT=${DTMA_DROPLET_SSH_PORT:-2222}
 PORT=${DTMA_PORT:-30000}
@@ -18,7 +18,11 @@ DOCKER=/usr/bin/docker
 
 export ANSIBLE_COLLECTIONS_PATH="$STATE/collections"
 export ANSIBLE_NOCOLOR=1 ANSIBLE_RETRY_FILES_ENABLED=0
-playbook() { .venv/bin/ansible-playbook -i "$STATE/inventory.yml" "$@"; }
+# DTMA_DEMO_VARS_FILE: extra variables for every playbook (-e @file), e.g. another group name and ports
+# so that a second droplet (tests/confinement) does not collide with this one on the shared Docker engine
+extra=()
+[ -n "${DTMA_DEMO_VARS_FILE:-}" ] && extra=(-e "@$DTMA_DEMO_VARS_FILE")
+playbook() { "${DTMA_VENV:-.venv}/bin/ansible-playbook" -i "$STATE/inventory.yml" "${extra[@]}" "$@"; }
 
 if [ "${1:-}" = playbook ]; then
   [ -f "$STATE/inventory.yml" ] || { echo "demo: no droplet inventory; run scripts/demo.sh first" >&2; exit 1; }
@@ -36,7 +40,7 @@ if [ "${1:-}" = stop ]; then
   exit 0
 fi
 
-bash scripts/setup.sh
+[ "${DTMA_SKIP_SETUP:-}" = 1 ] || bash scripts/setup.sh
 mkdir -p "$STATE/collections/ansible_collections/agentopia" "$STATE/tokens" && chmod 700 "$STATE"
 ln -sfn "$repo" "$STATE/collections/ansible_collections/agentopia/dtma"
 [ -f "$STATE/id_ed25519" ] || ssh-keygen -q -t ed25519 -N '' -C dtma-demo -f "$STATE/id_ed25519"

@@ -1,0 +1,40 @@
+"""Routine operator commands, sent for real to the installed agent: at least 97 % must run and exit 0 confined.
+The commands are in routine.py; failures are listed with their stderr in the session summary."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from confinement_env import RESULTS
+from routine import ROUTINE, SHOW
+
+# the first test also installs the droplet (about a minute) and runs every attack
+pytestmark = pytest.mark.timeout(900)
+
+
+def test_routine_commands_succeed_confined(droplet):
+    t0 = time.monotonic()
+    assert len(ROUTINE) >= 150
+    results = []
+    for template in ROUTINE:
+        command = template.replace("@MCP@", droplet.mcp).replace("@PORT@", str(droplet.port))
+        code, body = droplet.execute(command, timeout_ms=30000)
+        body = body if isinstance(body, dict) else {"stderr": str(body)}
+        results.append({"command": command, "status": code, "ok": code == 200 and body.get("exit_code") == 0,
+                        "exit_code": body.get("exit_code"), "rule": body.get("rule"), "reason": body.get("reason"),
+                        "stdout": (body.get("stdout") or "")[:2000], "stderr": (body.get("stderr") or "")[:2000],
+                        "show": template in SHOW})
+    droplet.root("find /var/lib/dtma/scratch -mindepth 1 -delete 2>/dev/null; true")
+    RESULTS["routine"] = results
+    RESULTS["timings"]["routine_s"] = round(time.monotonic() - t0, 1)
+    ok = sum(r["ok"] for r in results)
+    failed = [f"{r['command']!r}: {r['status']} exit={r['exit_code']} {r['rule'] or ''} {r['reason'] or ''} "
+              f"{r['stderr'][:200]!r}" for r in results if not r["ok"]]
+    assert ok / len(results) >= 0.97, f"{ok}/{len(results)} succeeded; failures:\n" + "\n".join(failed)
+
+
+def test_journal_of_the_agent_exits_0(droplet):
+    code, body = droplet.execute("journalctl -u dtma -n 20 --no-pager")
+    assert code == 200 and body["exit_code"] == 0, body
