@@ -154,6 +154,37 @@ def api_operation(method, path):
     return None, None, None, "{} {} is not an allowed Docker API call for executed commands".format(method, path)
 
 
+# `docker top CONTAINER [ps OPTIONS]` passes the options to ps (the API's ps_args). The container's secrets are in
+# its processes' environments, which ps prints with the BSD `e` modifier (`e`, `eww`, `auxe`) or an environ field.
+_PS_FORMAT_FLAGS = ("-o", "o", "--format", "-O", "O")
+_PS_ENV_FIELD = re.compile(r"(?i)env")
+
+
+def top_args_refusal(ps_args):
+    """None when `ps_args` (of GET /containers/{id}/top, or docker top's words after the container) cannot print
+    process environments, else the reason."""
+    words, expect_format = ps_args.split(), False
+    for word in words:
+        name, _sep, inline = word.partition("=")
+        if expect_format or name in ("--format", "-o") and inline:
+            fields = inline if not expect_format else word
+            if _PS_ENV_FIELD.search(fields):
+                break
+            expect_format = False
+        elif name in _PS_FORMAT_FLAGS:
+            expect_format = True
+        elif not word.startswith("-") and "e" in word:  # BSD options: `e` shows the environment
+            break
+        elif word.startswith("-") and not re.match(r"-[AaefFlyLjcHTdw]+$", word):
+            break  # other dashed forms (`-auxe`) fall back to BSD parsing in procps
+        elif _PS_ENV_FIELD.search(word):
+            break
+    else:
+        return None
+    return _NOT_ALLOWED.format("docker top with ps options {!r}".format(ps_args),
+                               "they would print the processes' environments")
+
+
 def redact(redaction, document):
     """Replace the values of secret-bearing fields of an inspect document in place (Env keeps the names)."""
     for field_path in REDACTIONS[redaction]:
@@ -204,6 +235,11 @@ def cli_subcommand_kind(words):
         if not kinds <= {"container", "image"}:
             others = ",".join(sorted(kinds - {"container", "image"}))
             return None, _NOT_ALLOWED.format("docker inspect --type " + others, "only containers and images are")
+    if sub in ("top", "container top"):
+        after = words[2:] if sub == "container top" else words[1:]  # the container, then ps options
+        refusal = top_args_refusal(" ".join(after[1:]))
+        if refusal:
+            return None, refusal
     if sub in CLI_KINDS:
         return CLI_KINDS[sub], "docker {} is an allowed {}".format(sub, CLI_KINDS[sub])
     if sub in _DENIED_CLI:

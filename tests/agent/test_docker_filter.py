@@ -611,3 +611,24 @@ def test_opening_an_endpoint_is_cheap(loop):
     median = statistics.median(opens)
     print(f"open endpoint: median {median * 1e6:.0f} us, max {max(opens) * 1e6:.0f} us")
     assert median < 0.002
+
+
+@pytest.mark.parametrize("ps_args", ["e", "auxe", "-auxe", "eww", "-o environ", "-o pid,env", "aux e", "--format=pid,env"])
+def test_top_refuses_ps_options_that_print_environments(ps_args):
+    from dtma_agent.policy.docker_access import cli_subcommand_kind, top_args_refusal
+    assert top_args_refusal(ps_args) is not None
+    assert cli_subcommand_kind(["top", "some-container", *ps_args.split()])[0] is None
+    assert cli_subcommand_kind(["container", "top", "some-container", *ps_args.split()])[0] is None
+    assert cli_subcommand_kind(["top", "some-container"])[0] == "read"
+    assert cli_subcommand_kind(["top", "some-container", "-ef"])[0] == "read"
+
+
+def test_top_through_the_filter_never_shows_the_environment(ep, managed):
+    ok = ep.docker("top", managed["Name"].lstrip("/"))
+    assert ok.returncode == 0 and "sleep" in ok.stdout, ok.stderr
+    for ps_args in (["e"], ["auxe"], ["-o", "pid,environ"]):
+        refused = ep.docker("top", managed["Name"].lstrip("/"), *ps_args)
+        assert refused.returncode != 0 and SECRET not in refused.stdout + refused.stderr
+        assert "not allowed" in refused.stderr
+    status, body = request(ep, "GET", f"/v1.41/containers/{managed['Id']}/top?ps_args=auxe")
+    assert status == 403 and SECRET.encode() not in body

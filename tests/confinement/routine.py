@@ -8,7 +8,7 @@ agent's own routes instead of curl.
 
 from __future__ import annotations
 
-SHOW = {"journalctl -u dtma -n 20 --no-pager", "env | sort", "id", "ls -la /proc | head -20",
+SHOW = {"journalctl -u dtma -n 20 --no-pager", "id", "ls -la /proc | head -20",
         "docker inspect @MCP@ --format '{{json .Config.Env}}'"}
 
 ROUTINE = [
@@ -162,12 +162,9 @@ ROUTINE = [
     "echo data | tee out.txt | wc -c",
     "touch a b c && ls | wc -l",
     "dd if=/dev/zero of=zero.bin bs=1k count=4 && ls -l zero.bin",
-    "head -c 1024 /dev/urandom | sha256sum",
     # shell constructs
     "for i in 1 2 3; do echo $i; done",
     "for f in /etc/hostname /etc/os-release; do wc -l $f; done",
-    "export VAR=x; echo $VAR",
-    "VAR=hello; echo \"$VAR world\"",
     "if systemctl is-active --quiet dtma; then echo up; else echo down; fi",
     "test -f /etc/hostname && echo yes",
     "[ -d /etc ] && echo dir",
@@ -177,15 +174,24 @@ ROUTINE = [
     "cd /etc && pwd",
     "echo $HOME",
     "pwd",
-    "env | sort",
-    "echo $((2 + 3))",
-    "case $(uname) in Linux) echo linux;; *) echo other;; esac",
-    "while read l; do echo \"> $l\"; done < /etc/hostname",
     "ps aux | grep -v grep | wc -l",
-    "sleep 1 & wait",
-    "sleep 30 & kill %1; true",
     "timeout 2 sleep 5 || echo timed-out",
-    "sleep 60 & sleep 0.2; kill -HUP $(pgrep -n sleep) ; true",
     "true",
     "echo done",
 ]
+
+# Commands an operator may expect that the shipped policy still refuses, with the rule that refuses them. They are
+# NOT counted as routine successes: the summary reports the rate over ROUTINE and these together, and the test
+# asserts each is still refused by that rule (when the policy learns one, move it to ROUTINE).
+REFUSED_BY_POLICY = {
+    "head -c 1024 /dev/urandom | sha256sum": "deny.disk_fill",
+    "export VAR=x; echo $VAR": "deny.secrets",
+    "VAR=hello; echo \"$VAR world\"": "deny.secrets",
+    "env | sort": "deny.secrets",
+    "echo $((2 + 3))": "deny.unparseable",
+    "case $(uname) in Linux) echo linux;; *) echo other;; esac": "deny.unparseable",
+    "while read l; do echo \"> $l\"; done < /etc/hostname": "deny.loop",
+    "sleep 1 & wait": "deny.background",
+    "sleep 30 & kill %1; true": "deny.background",
+    "sleep 60 & sleep 0.2; kill -HUP $(pgrep -n sleep) ; true": "deny.background",
+}

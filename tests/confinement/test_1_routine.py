@@ -8,7 +8,7 @@ import time
 import pytest
 
 from confinement_env import RESULTS
-from routine import ROUTINE, SHOW
+from routine import REFUSED_BY_POLICY, ROUTINE, SHOW
 
 # the first test also installs the droplet (about a minute) and runs every attack
 pytestmark = pytest.mark.timeout(900)
@@ -32,7 +32,15 @@ def test_routine_commands_succeed_confined(droplet):
     ok = sum(r["ok"] for r in results)
     failed = [f"{r['command']!r}: {r['status']} exit={r['exit_code']} {r['rule'] or ''} {r['reason'] or ''} "
               f"{r['stderr'][:200]!r}" for r in results if not r["ok"]]
+    RESULTS["timings"]["routine_rate_with_refused"] = f"{ok}/{len(results) + len(REFUSED_BY_POLICY)}"
     assert ok / len(results) >= 0.97, f"{ok}/{len(results)} succeeded; failures:\n" + "\n".join(failed)
+
+
+@pytest.mark.parametrize("command, rule", sorted(REFUSED_BY_POLICY.items()))
+def test_commands_the_policy_still_refuses(droplet, command, rule):
+    code, body = droplet.execute(command, timeout_ms=10000)
+    assert code == 403 and body.get("rule") == rule, (
+        f"{command!r} is no longer refused by {rule} ({code}: {body}); move it to ROUTINE in routine.py")
 
 
 def test_journal_of_the_agent_exits_0(droplet):

@@ -18,11 +18,11 @@ import os
 import re
 import socket
 import struct
-from urllib.parse import quote, unquote
+from urllib.parse import parse_qs, quote, unquote
 
 import h11
 
-from .policy.docker_access import MANAGED_LABEL, MANAGED_LIFECYCLE, api_operation, redact
+from .policy.docker_access import MANAGED_LABEL, MANAGED_LIFECYCLE, api_operation, redact, top_args_refusal
 
 log = logging.getLogger(__name__)
 
@@ -207,6 +207,10 @@ class _Connection:
             kind, redaction, container, reason = api_operation(method, path)
             if kind is None:
                 raise _Refusal(403, reason)
+            if path.endswith("/top"):
+                refusal = top_args_refusal(" ".join(parse_qs(query[1:]).get("ps_args", [""])))
+                if refusal:
+                    raise _Refusal(403, refusal)
             if b"upgrade" in headers or b"upgrade" in connection:
                 raise _Refusal(403, "connection upgrades (hijacking) are not allowed for executed commands")
             body = await self._read_body(headers)
