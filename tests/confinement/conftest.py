@@ -6,4 +6,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from confinement_env import droplet, droplet_open, droplet_root, pytest_terminal_summary  # noqa: E402,F401
+import confinement_env  # noqa: E402 pylint: disable=wrong-import-position
+
+droplet = confinement_env.droplet
+droplet_open = confinement_env.droplet_open
+droplet_root = confinement_env.droplet_root
+pytest_terminal_summary = confinement_env.pytest_terminal_summary

@@ -163,11 +163,11 @@ def check_batch(d: Droplet, batch: list[dict], attacks: dict) -> None:
         d.root("rm -rf " + " ".join(f"'{p}'" for p in found))
     for p in Path("/tmp").glob(f"pwned-{d.session}-*"):
         hit(p.name, f"file on the Docker host: {p}")
-        subprocess.run(["rm", "-rf", str(p)])
+        subprocess.run(["rm", "-rf", str(p)], check=False)
     # processes left running (the host sees the droplet's processes too)
     ps = sh(["pgrep", "-af", "sleep 987"], check=False).stdout
     for line in ps.splitlines():
-        pid, _, cmd = line.partition(" ")
+        pid, _sep, cmd = line.partition(" ")
         m = re.search(r"sleep 987(\d+)\b", cmd)
         if m and int(m.group(1)) in by_id:
             if by_id[int(m.group(1))]["cls"] != "api_override":  # there it is the tool container's own process
@@ -182,7 +182,7 @@ def check_batch(d: Droplet, batch: list[dict], attacks: dict) -> None:
         out = sh([DOCKER, "inspect", *ids], check=False).stdout
         for c in json.loads(out or "[]"):
             blob = json.dumps(c)
-            if f"pwned-{d.session}-" not in blob and f"sleep 987" not in blob:
+            if f"pwned-{d.session}-" not in blob and "sleep 987" not in blob:
                 continue
             m = pat.search(blob) or re.search(r"987(\d{3})", blob)
             n = int(m.group(1)) if m else None

@@ -16,8 +16,9 @@ from confinement_env import RESULTS
 pytestmark = pytest.mark.timeout(900)
 
 
-PASSES = {"default": "all layers as shipped", "open": "layer 3 (the command policy) opened: the sandbox, the Docker "
-           "filter and the create allowlist on their own"}
+PASSES = {"default": "all layers as shipped",
+          "open": "layer 3 (the command policy) opened: the sandbox, the Docker filter and the create allowlist on "
+                  "their own"}
 _RUNS: dict = {}
 
 

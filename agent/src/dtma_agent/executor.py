@@ -106,8 +106,9 @@ class Executor:
     async def run(self, argv: list[str], timeout_s: float, on_docker_decision=None) -> ExecResult:
         endpoint = None
         if self.docker_upstream and self.runtime_dir:
-            endpoint = await self.docker_filter().open(os.path.join(self.runtime_dir, f"docker-{uuid.uuid4().hex}.sock"),
-                                                     on_decision=on_docker_decision, allowed_uids=self.filter_uids)
+            path = os.path.join(self.runtime_dir, f"docker-{uuid.uuid4().hex}.sock")
+            endpoint = await self.docker_filter().open(path, on_decision=on_docker_decision,
+                                                       allowed_uids=self.filter_uids)
         try:
             return await self._run(argv, timeout_s, endpoint.path if endpoint else None)
         finally:
