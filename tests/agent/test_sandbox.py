@@ -158,3 +158,29 @@ def test_docker_reaches_only_the_filter_and_its_denials_are_audited(agent, docke
     assert not docker_api.containers(all=True, filters={"name": ctr})
     body = agent.post("/ssh/execute", json={"argv": ["docker", "ps", "-a", "--format", "{{.Names}}"]}).json()
     assert body["exit_code"] == 0, body
+
+
+def test_journalctl_reads_the_journal_through_the_agent_for_allowed_units_only(agent, sandbox_launcher):
+    """The sandbox user cannot read the journal; journalctl there is the agent's client (journal.py)."""
+    ok = agent.post("/ssh/execute", json={"argv": ["journalctl", "-u", "dtma", "-n", "5"]}).json()
+    # this host may have no journal at all: what matters is that the agent's journalctl answered, not a denial
+    assert "not readable for executed commands" not in ok["stderr"] and "not available" not in ok["stderr"], ok
+    assert ok["exit_code"] == 0 or "No journal files" in ok["stderr"], ok
+    # the journal endpoint on its own (the policy bypassed): only allowed units and selecting options
+    executor = Executor(str(sandbox_launcher.socket), runtime_dir=str(sandbox_launcher.runtime_dir),
+                        filter_uids=None, journal_units=("dtma",))
+    for args in (["-u", "cron"], ["--file", "/etc/dtma/dtma.env", "-u", "dtma"], ["-u", "dtma", "--vacuum-size=1"],
+                 ["-u", "dtma", "-f"], ["-u", "dtma", "-o", "export"], []):
+        refused = asyncio.run(executor.run(["journalctl", *args], 10))
+        assert refused.exit_code == 1 and refused.stderr.startswith("dtma: journalctl:"), (args, refused)
+
+
+def test_journal_options_are_judged_by_an_allowlist():
+    from dtma_agent.journal import check_args
+    units = ("dtma", "docker")
+    assert check_args(["-u", "dtma", "-n", "20", "--no-pager", "--since", "1 hour ago"], units) is None
+    assert check_args(["--unit=docker.service", "-o", "json"], units) is None
+    for bad in (["-u", "dtma", "--directory", "/"], ["-u", "dtma", "-D", "/"], ["-u", "dtma", "--root=/"],
+                ["-u", "dtma", "--cursor-file", "/tmp/x"], ["-u", "dtma", "--flush"], ["-u", "dtma", "-n"],
+                ["-u", "sshd-secret"], ["-n", "5"], "not a list", ["-u", "dtma", "--output=export"]):
+        assert check_args(bad, units), bad

@@ -48,8 +48,8 @@ ROUTINE = [
     "docker logs --tail 100 @MCP@ 2>&1 | grep -c .",
     # services and logs
     "journalctl -u dtma -n 20 --no-pager",
-    "journalctl -n 5 --no-pager",
-    "journalctl --no-pager -n 10 -p warning",
+    "journalctl -u docker -n 5 --no-pager",
+    "journalctl --no-pager -n 10 -p warning -u dtma",
     "journalctl -u dtma --since '10 min ago' --no-pager -n 5",
     "systemctl status dtma --no-pager",
     "systemctl is-active dtma",

@@ -43,6 +43,8 @@ def test_commands_the_policy_still_refuses(droplet, command, rule):
         f"{command!r} is no longer refused by {rule} ({code}: {body}); move it to ROUTINE in routine.py")
 
 
-def test_journal_of_the_agent_exits_0(droplet):
-    code, body = droplet.execute("journalctl -u dtma -n 20 --no-pager")
-    assert code == 200 and body["exit_code"] == 0, body
+def test_the_agents_journal_is_readable_and_other_units_are_not(droplet):
+    code, body = droplet.execute("journalctl -u dtma -n 200 --no-pager")
+    assert code == 200 and body["exit_code"] == 0 and "DTMA agent" in body["stdout"], body
+    code, body = droplet.execute("journalctl -u cron -n 5 --no-pager")
+    assert code == 200 and body["exit_code"] == 1 and "not readable for executed commands" in body["stderr"], body

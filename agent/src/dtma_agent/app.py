@@ -40,7 +40,7 @@ def exec_state(settings: Settings, state) -> None:
     state.policy_context = policy_context(settings, scratch)
     state.executor = Executor(settings.sandbox_socket, settings.exec_max_concurrent, settings.exec_output_cap,
                               docker_upstream=docker_upstream(), runtime_dir=str(settings.runtime_dir),
-                              filter_uids=sandbox_uids(settings.sandbox_user))
+                              filter_uids=sandbox_uids(settings.sandbox_user), journal_units=settings.journal_units)
 
 
 def sandbox_uids(user: str):

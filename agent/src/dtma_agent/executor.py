@@ -18,6 +18,7 @@ import uuid
 from dataclasses import dataclass
 
 from .errors import ApiError
+from .journal import JournalEndpoint
 
 # the launcher enforces the timeout; this margin only bounds a launcher that stopped answering
 LAUNCHER_GRACE_S = 10.0
@@ -74,11 +75,13 @@ class _Capture:
 
 class Executor:
     def __init__(self, launcher_socket: str, max_concurrent: int = 8, output_cap: int = 1024 * 1024,
-                 docker_upstream: str | None = None, runtime_dir: str | None = None, filter_uids=None):
+                 docker_upstream: str | None = None, runtime_dir: str | None = None, filter_uids=None,
+                 journal_units=()):
         self.launcher_socket, self.max_concurrent, self.output_cap = launcher_socket, max_concurrent, output_cap
         # commands reach Docker only through a filtered endpoint of their own (docker_filter.py), if at all
         self.docker_upstream, self.runtime_dir, self.filter_uids = docker_upstream, runtime_dir, filter_uids
         self._docker_filter = None
+        self.journal_units = tuple(journal_units)
         self._slots = threading.BoundedSemaphore(max_concurrent)
 
     def slot(self):
@@ -104,18 +107,25 @@ class Executor:
         return self._docker_filter
 
     async def run(self, argv: list[str], timeout_s: float, on_docker_decision=None) -> ExecResult:
-        endpoint = None
-        if self.docker_upstream and self.runtime_dir:
-            path = os.path.join(self.runtime_dir, f"docker-{uuid.uuid4().hex}.sock")
-            endpoint = await self.docker_filter().open(path, on_decision=on_docker_decision,
-                                                       allowed_uids=self.filter_uids)
+        endpoint = journal = None
+        tag = uuid.uuid4().hex
         try:
-            return await self._run(argv, timeout_s, endpoint.path if endpoint else None)
+            if self.docker_upstream and self.runtime_dir:
+                path = os.path.join(self.runtime_dir, f"docker-{tag}.sock")
+                endpoint = await self.docker_filter().open(path, on_decision=on_docker_decision,
+                                                           allowed_uids=self.filter_uids)
+            if self.journal_units and self.runtime_dir:
+                journal = await JournalEndpoint(self.journal_units, self.filter_uids).open(
+                    os.path.join(self.runtime_dir, f"journal-{tag}.sock"))
+            return await self._run(argv, timeout_s, endpoint.path if endpoint else None,
+                                   journal.path if journal else None)
         finally:
-            if endpoint is not None:
-                await endpoint.close()
+            for opened in (endpoint, journal):
+                if opened is not None:
+                    await opened.close()
 
-    async def _run(self, argv: list[str], timeout_s: float, docker_socket: str | None) -> ExecResult:
+    async def _run(self, argv: list[str], timeout_s: float, docker_socket: str | None,
+                   journal_socket: str | None) -> ExecResult:
         loop = asyncio.get_running_loop()
         started = time.monotonic()
         out_r, out_w = os.pipe2(os.O_CLOEXEC)
@@ -125,6 +135,7 @@ class Executor:
         conn.setblocking(False)
         try:
             request = {"argv": argv, "timeout_s": timeout_s, "docker_socket": docker_socket,
+                       "journal_socket": journal_socket,
                        "env": {k: os.environ[k] for k in PASSED_THROUGH if k in os.environ}}
             try:
                 await loop.sock_connect(conn, self.launcher_socket)

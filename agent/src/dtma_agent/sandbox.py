@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 BWRAP = "/usr/bin/bwrap"
 SAFE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 DOCKER_SOCKET_IN_SANDBOX = "/run/docker.sock"
+JOURNAL_SOCKET_IN_SANDBOX = "/run/dtma-journal.sock"
 MAX_REQUEST = 1024 * 1024
 MAX_TIMEOUT_S = 310.0
 # Always hidden, whatever the configuration: homes (SSH keys, shell histories), root's files, host SSH keys.
@@ -77,6 +78,7 @@ class Confinement:
     max_file_size: int = 64 << 20
     max_memory: int = 4 << 30
     bwrap: str = BWRAP
+    journal_client: str = ""  # journal_client.py of this release
     sized_tmpfs: bool = True  # bubblewrap >= 0.7 (--size); older ones (Ubuntu 22.04: 0.6) are capped by the cgroup only
     _ids: tuple = field(default=(), repr=False)
 
@@ -88,7 +90,8 @@ class Confinement:
             self._ids = (entry.pw_uid, entry.pw_gid)
         return self._ids
 
-    def bwrap_argv(self, argv: list[str], env: dict, docker_socket: str | None) -> list[str]:
+    def bwrap_argv(self, argv: list[str], env: dict, docker_socket: str | None,
+                   journal_socket: str | None = None, journal_fd: int | None = None) -> list[str]:
         args = [self.bwrap, "--unshare-all", "--share-net", "--die-with-parent", "--new-session", "--cap-drop", "ALL",
                 "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/run"]
         # `systemctl status` asks systemd over D-Bus (unprivileged: reads only) and checks /run/systemd/system first
@@ -97,6 +100,10 @@ class Confinement:
                 args += ["--ro-bind", path, path]
         if docker_socket:
             args += ["--bind", docker_socket, DOCKER_SOCKET_IN_SANDBOX]
+        # journalctl is the agent's journal client there (the sandbox user cannot read the journal; journal.py)
+        if journal_socket and journal_fd is not None and os.path.exists("/usr/bin/journalctl"):
+            args += ["--bind", journal_socket, JOURNAL_SOCKET_IN_SANDBOX,
+                     "--perms", "0755", "--ro-bind-data", str(journal_fd), "/usr/bin/journalctl"]
         uid, gid = self.ids()
         for path in sorted(set(ALWAYS_HIDDEN) | set(self.hidden)):
             if not os.path.lexists(path) or path in ("/tmp", "/var/tmp", self.scratch):
@@ -127,22 +134,32 @@ class Confinement:
         if ctypes.CDLL(None, use_errno=True).prctl(pr_set_no_new_privs, 1, 0, 0, 0) != 0:
             raise OSError(ctypes.get_errno(), "prctl(PR_SET_NO_NEW_PRIVS) failed")
 
-    def check_docker_socket(self, path) -> str | None:
-        """The filtered Docker API socket a request names must be one the agent made in its runtime dir."""
+    def check_socket(self, path, field: str) -> str | None:
+        """A socket a request names (the filtered Docker API, the journal) must be one the agent made in its
+        runtime dir."""
         if path is None:
             return None
         if not isinstance(path, str) or "\0" in path:
-            raise ValueError("docker_socket must be a path")
+            raise ValueError(f"{field} must be a path")
         real = os.path.realpath(path)
         if os.path.dirname(real) != os.path.realpath(self.docker_socket_dir) or not stat.S_ISSOCK(os.lstat(real).st_mode):
-            raise ValueError(f"docker_socket must be a socket in {self.docker_socket_dir}")
+            raise ValueError(f"{field} must be a socket in {self.docker_socket_dir}")
         return real
 
-    def spawn(self, argv: list[str], env: dict, docker_socket: str | None, stdout, stderr) -> subprocess.Popen:
+    def spawn(self, argv: list[str], env: dict, docker_socket: str | None, stdout, stderr,
+              journal_socket: str | None = None) -> subprocess.Popen:
         uid, gid = self.ids()
-        return subprocess.Popen(self.bwrap_argv(argv, env, docker_socket), stdin=subprocess.DEVNULL, stdout=stdout,
-                                stderr=stderr, user=uid, group=gid, extra_groups=[], start_new_session=True,
-                                close_fds=True, env={"PATH": SAFE_PATH}, cwd="/")
+        # bubblewrap copies the journal client in from this descriptor (--ro-bind-data): no path it could be denied
+        journal_fd = os.open(self.journal_client, os.O_RDONLY | os.O_CLOEXEC) if journal_socket else None
+        try:
+            return subprocess.Popen(self.bwrap_argv(argv, env, docker_socket, journal_socket, journal_fd),
+                                    stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr, user=uid, group=gid,
+                                    extra_groups=[], start_new_session=True, close_fds=True,
+                                    pass_fds=() if journal_fd is None else (journal_fd,), env={"PATH": SAFE_PATH},
+                                    cwd="/")
+        finally:
+            if journal_fd is not None:
+                os.close(journal_fd)
 
 
 def _parents_searchable(path: str, uid: int, gid: int) -> bool:
@@ -210,11 +227,12 @@ class Launcher:
             request, fds = await self._receive(conn)
             try:
                 argv, timeout, env = validate_request(request)
-                docker_socket = self.confinement.check_docker_socket(request.get("docker_socket"))
+                docker_socket = self.confinement.check_socket(request.get("docker_socket"), "docker_socket")
+                journal_socket = self.confinement.check_socket(request.get("journal_socket"), "journal_socket")
                 if len(fds) != 2:
                     raise ValueError("pass exactly two file descriptors: stdout and stderr")
                 proc = self.confinement.spawn(argv, child_environment(self.confinement.scratch, env), docker_socket,
-                                              fds[0], fds[1])
+                                              fds[0], fds[1], journal_socket)
             finally:
                 for fd in fds:
                     os.close(fd)
@@ -306,11 +324,13 @@ def launcher_main(argv=None) -> int:
     parser.add_argument("--max-file-size", default="64M", type=parse_size)
     parser.add_argument("--max-memory", default="4G", type=parse_size, help="address space per process")
     parser.add_argument("--bwrap", default=BWRAP)
+    parser.add_argument("--journal-client", default=os.path.join(os.path.dirname(__file__), "journal_client.py"),
+                        help="the program copied over /usr/bin/journalctl in the sandbox (this release's)")
     args = parser.parse_args(argv)
     confinement = Confinement(user=args.user, scratch=args.scratch, scratch_size=args.scratch_size,
                               hidden=tuple(args.hide), docker_socket_dir=args.docker_socket_dir,
                               max_procs=args.max_procs, max_file_size=args.max_file_size, max_memory=args.max_memory,
-                              bwrap=args.bwrap)
+                              bwrap=args.bwrap, journal_client=args.journal_client)
     try:
         confinement.ids()
     except (KeyError, ValueError) as exc:

@@ -75,6 +75,7 @@ class Settings:
     # the root launcher of the exec sandbox, and where the agent puts each command's filtered Docker API socket
     sandbox_socket: str = "/run/dtma-sandbox.sock"
     sandbox_user: str = "dtma-exec"
+    journal_units: tuple = ("dtma", "dtma-sandbox", "docker", "containerd", "ssh", "sshd")
     runtime_dir: Path = Path("/run/dtma")
 
     @property
@@ -139,5 +140,7 @@ class Settings:
             exec_output_cap=number("DTMA_EXEC_OUTPUT_CAP", 1024 * 1024, int),
             sandbox_socket=env.get("DTMA_SANDBOX_SOCKET") or "/run/dtma-sandbox.sock",
             sandbox_user=env.get("DTMA_SANDBOX_USER") or "dtma-exec",
+            journal_units=tuple(u.strip() for u in env["DTMA_JOURNAL_UNITS"].split(",") if u.strip())
+            if env.get("DTMA_JOURNAL_UNITS") else cls.journal_units,
             runtime_dir=path("DTMA_RUNTIME_DIR") or Path("/run/dtma"),
         )
