@@ -1,6 +1,6 @@
-#!/usr/bin/python3 -I
-"""`journalctl` inside the exec sandbox (standard library only, run by the system's python3): forwards its arguments
-to the agent's journal endpoint and prints what comes back (the protocol is in journal.py)."""
+"""`journalctl` inside the exec sandbox (standard library only; the launcher copies it in with a shebang for the
+system's python3): forwards its arguments to the agent's journal endpoint and prints what comes back (the protocol is
+in journal.py)."""
 
 import json
 import socket

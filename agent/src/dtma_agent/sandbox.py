@@ -78,7 +78,7 @@ class Confinement:
     max_file_size: int = 64 << 20
     max_memory: int = 4 << 30
     bwrap: str = BWRAP
-    journal_client: str = ""  # journal_client.py of this release
+    journal_client: bytes = b""  # journal_client.py of this release, with a shebang
     sized_tmpfs: bool = True  # bubblewrap >= 0.7 (--size); older ones (Ubuntu 22.04: 0.6) are capped by the cgroup only
     _ids: tuple = field(default=(), repr=False)
 
@@ -149,8 +149,12 @@ class Confinement:
     def spawn(self, argv: list[str], env: dict, docker_socket: str | None, stdout, stderr,
               journal_socket: str | None = None) -> subprocess.Popen:
         uid, gid = self.ids()
-        # bubblewrap copies the journal client in from this descriptor (--ro-bind-data): no path it could be denied
-        journal_fd = os.open(self.journal_client, os.O_RDONLY | os.O_CLOEXEC) if journal_socket else None
+        # bubblewrap copies the journal client in from a pipe (--ro-bind-data): no path it could be denied
+        journal_fd = None
+        if journal_socket and self.journal_client:
+            journal_fd, write_end = os.pipe2(os.O_CLOEXEC)
+            os.write(write_end, self.journal_client)  # a few KiB: within the pipe's buffer
+            os.close(write_end)
         try:
             return subprocess.Popen(self.bwrap_argv(argv, env, docker_socket, journal_socket, journal_fd),
                                     stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr, user=uid, group=gid,
@@ -326,11 +330,14 @@ def launcher_main(argv=None) -> int:
     parser.add_argument("--bwrap", default=BWRAP)
     parser.add_argument("--journal-client", default=os.path.join(os.path.dirname(__file__), "journal_client.py"),
                         help="the program copied over /usr/bin/journalctl in the sandbox (this release's)")
+    parser.add_argument("--journal-python", default="/usr/bin/python3", help="the interpreter that runs it there")
     args = parser.parse_args(argv)
     confinement = Confinement(user=args.user, scratch=args.scratch, scratch_size=args.scratch_size,
                               hidden=tuple(args.hide), docker_socket_dir=args.docker_socket_dir,
                               max_procs=args.max_procs, max_file_size=args.max_file_size, max_memory=args.max_memory,
-                              bwrap=args.bwrap, journal_client=args.journal_client)
+                              bwrap=args.bwrap)
+    with open(args.journal_client, "rb") as client:
+        confinement.journal_client = b"#!%s -I\n" % args.journal_python.encode() + client.read()
     try:
         confinement.ids()
     except (KeyError, ValueError) as exc:
