@@ -31,7 +31,7 @@ options:
     type: list
     elements: str
   command_timeout:
-    description: Seconds the command may run; then its whole process group is killed and the task fails.
+    description: Seconds the command may run; then its whole sandbox (every process it started) is killed and the task fails.
     type: int
     default: 30
   ssh_agent_path:
@@ -166,7 +166,7 @@ from ansible_collections.agentopia.dtma.plugins.module_utils._common import argu
 from ansible_collections.agentopia.dtma.plugins.module_utils._ssh import SshError, run_over_ssh, ssh_settings
 
 
-def host_exec(module, params, request):
+def host_exec(params, request):
     """Run the request through `dtma-agent exec` on the host over SSH: the host's own policy, sandbox, Docker filter
     and audit trail decide and run it, exactly as the agent would. Returns the agent's JSON answer."""
     remote = "%s exec --env-file %s" % (shlex.quote(params["ssh_agent_path"]), shlex.quote(params["ssh_env_file"]))
@@ -234,7 +234,7 @@ def main():
             module.fail_json(msg="%s; the command did not run (set fallback: ssh to use SSH when the agent is down)" % exc.message, **result)
         result.update(transport="ssh", policy_source="host")
         try:
-            body = host_exec(module, params, dict(request, dry_run=module.check_mode))
+            body = host_exec(params, dict(request, dry_run=module.check_mode))
         except SshError as ssh_exc:
             module.fail_json(msg="the agent did not answer (%s) and the SSH fallback failed: %s" % (exc.message, ssh_exc), **result)
         if body.get("error") == "command blocked by policy":

@@ -5,6 +5,7 @@ confinement holds even for a command the policy would (wrongly) allow."""
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import os
 import socket
@@ -16,6 +17,7 @@ import psutil
 import pytest
 
 from dtma_agent.executor import Executor
+from dtma_agent.policy import DEFAULT_POLICY
 from dtma_testing import AGENT_BIN, wait_until
 
 
@@ -146,17 +148,20 @@ def test_agent_without_launcher_answers_503_and_runs_nothing(make_agent, tmp_pat
     assert any(entry["verdict"] == "rejected" and "sandbox" in (entry["reason"] or "") for entry in audit), audit
 
 
-def test_docker_reaches_only_the_filter_and_its_denials_are_audited(agent, docker_api, name):
+def test_docker_reaches_only_the_filter_and_its_denials_are_audited(make_agent, docker_api, name, tmp_path):
+    # an operator policy that lets any docker command through, so that the filter alone has to stop `docker run`
+    policy = copy.deepcopy(DEFAULT_POLICY)
+    policy["executables"]["docker"] = {"category": "docker_any", "unknown_args": True}
+    (tmp_path / "policy.json").write_text(json.dumps(policy))
+    a = make_agent(env={"DTMA_POLICY_FILE": str(tmp_path / "policy.json")})
     ctr = name("filtered")
-    r = agent.post("/ssh/execute", json={"argv": ["docker", "run", "--name", ctr, "local/busybox:latest", "true"]})
-    assert r.status_code in (200, 403), r.text
-    if r.status_code == 200:  # the policy let it through: the filter is what stops it
-        assert r.json()["exit_code"] != 0 and "not allowed" in r.json()["stderr"], r.json()
-        audit = [json.loads(line) for line in agent.get("/diagnostics/logs", params={"lines": 200}).json()["logs"]["audit"]]
-        assert any(e["verdict"] == "docker_denied" and e["rule"] == "docker_filter" and ctr in e["command"]
-                   for e in audit), audit[-3:]
+    r = a.post("/ssh/execute", json={"argv": ["docker", "run", "--name", ctr, "local/busybox:latest", "true"]})
+    assert r.status_code == 200 and r.json()["exit_code"] != 0 and "not allowed" in r.json()["stderr"], r.text
+    audit = [json.loads(line) for line in a.get("/diagnostics/logs", params={"lines": 200}).json()["logs"]["audit"]]
+    assert any(e["verdict"] == "docker_denied" and e["rule"] == "docker_filter" and ctr in e["command"]
+               for e in audit), audit[-3:]
     assert not docker_api.containers(all=True, filters={"name": ctr})
-    body = agent.post("/ssh/execute", json={"argv": ["docker", "ps", "-a", "--format", "{{.Names}}"]}).json()
+    body = a.post("/ssh/execute", json={"argv": ["docker", "ps", "-a", "--format", "{{.Names}}"]}).json()
     assert body["exit_code"] == 0, body
 
 
