@@ -133,7 +133,7 @@ def test_wait_reaches_healthy_with_the_mcp_probe(agent, ansible_run, name, group
     assert time.monotonic() - started < 90
 
 
-def test_wait_with_a_wrong_endpoint_path_fails_after_wait_timeout(agent, ansible_run, name, groups):
+def test_wait_with_a_wrong_endpoint_path_fails_after_wait_timeout(agent, ansible_run, name, groups, docker_api):
     gid, server = name("grp"), name("mcp")
     groups.append(gid)
     spec = {"name": server, "image": MCP_IMAGE, "endpoint_path": "/wrong", "ports": {"8080": ""}}
@@ -141,11 +141,13 @@ def test_wait_with_a_wrong_endpoint_path_fails_after_wait_timeout(agent, ansible
     r = ansible_run([group(gid, [spec], wait=True, wait_timeout=5)], agent=agent)
     elapsed = time.monotonic() - started
     assert r[0]["failed"] is True, r[0]
-    assert r[0]["changed"] is True  # the server was deployed; it is the wait that failed
-    assert f"group {gid} was not healthy within 5s" in r[0]["msg"]
-    assert f"{server}: MCP probe failed" in r[0]["msg"], r[0]["msg"]
-    assert r[0]["collective_status"] in ("failed", "degraded")
-    assert r[0]["health"][0]["health"]["status"] == "unhealthy"
+    # with wait, answering MCP is part of being deployed: the agent removed the server that did not, so nothing changed
+    assert r[0]["changed"] is False, r[0]
+    assert f"group {gid}: not every server could be deployed: {server}: the MCP probe of http://" in r[0]["msg"], r[0]["msg"]
+    assert "/wrong failed: HTTP 404" in r[0]["msg"], r[0]["msg"]
+    failed = r[0]["servers"][0]
+    assert failed["outcome"] == "failed" and failed["error"] == "not ready" and failed["state"] == "running", failed
+    assert not docker_api.containers(all=True, filters={"name": server}), "the server that was not ready was left behind"
     assert elapsed < 40
 
 

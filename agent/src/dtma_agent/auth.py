@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hmac
 
-from starlette.responses import JSONResponse
 
 from .errors import error_response
 

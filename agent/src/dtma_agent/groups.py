@@ -20,6 +20,7 @@ from .errors import ApiError
 from .mcp_probe import HTTP_TRANSPORTS, probe
 from .schemas import GroupDeploy, McpServerSpec
 
+
 def network_name(group_id: str) -> str:
     return f"agentopia-mcp-{group_id}"
 
