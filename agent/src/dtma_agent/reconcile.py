@@ -19,6 +19,8 @@ from . import docker_state as ds
 from .errors import ApiError
 from .mcp_probe import HTTP_TRANSPORTS, probe
 
+# Docker's own notion of a container that settled: its restart back-off resets after 10 s of running
+RESTART_SETTLED_S = 10.0
 PARKED = "-dtma-old-"        # <name>-dtma-old-<12 hex>: the old container kept aside during a recreate
 LOG_LINES = 20               # log lines returned with a container that did not become ready
 _POLL_S = 0.2
@@ -105,7 +107,7 @@ def decide(current: Observed | None, want: Desired, settle_s: float, now: float 
     state = current.state
     if state == "running":
         up = (now or time.time()) - (current.started_at or 0)
-        if current.restart_count and up < settle_s:
+        if current.restart_count and up < max(settle_s, RESTART_SETTLED_S):
             return "recreate", (f"crash-looping: restarted {current.restart_count} times, last {up:.1f}s ago"
                                 f"{_exit(current)}{restored}")
         return ("start", "restored from an interrupted recreate") if current.parked else ("unchanged", "up to date")
@@ -153,37 +155,53 @@ def probe_url(details: dict, port: str | None, path: str | None) -> str | None:
     return None
 
 
-def not_ready(api, container_id: str, why: str, field_name: str | None = None) -> NotReady:
-    details = _details(api, container_id) or {"State": {"Status": "removed"}}
-    state = details["State"]
+def _last_exit_code(api, container_id: str, details: dict) -> int | None:
+    """The exit code of the container's last run. A restart policy starts it again at once and Docker resets
+    State.ExitCode then, so the `die` events since its creation are what still know it."""
+    code = None
+    try:
+        for event in api.events(since=int(_epoch(details.get("Created")) or time.time() - 3600), until=time.time(),
+                                filters={"container": container_id, "event": "die"}, decode=True):
+            code = (event.get("Actor") or {}).get("Attributes", {}).get("exitCode", code)
+    except (docker.errors.APIError, ValueError):
+        pass
+    if code is None:
+        code = details["State"].get("ExitCode") if details["State"].get("Status") != "running" else None
+    return int(code) if code is not None else None
+
+
+def not_ready(api, container_id: str, why: str, seen: dict | None = None) -> NotReady:
+    """The failure of a container that is not ready, with its facts: the state it was seen in, its last exit code,
+    its restart count and its last log lines."""
+    details = _details(api, container_id) or seen or {"State": {"Status": "removed"}}
+    seen = seen or details
     try:
         lines = containers.read_logs(api, container_id, LOG_LINES)
     except docker.errors.APIError:
         lines = []
-    facts = {"state": state.get("Status"), "exit_code": state.get("ExitCode"),
+    facts = {"state": seen["State"].get("Status"), "exit_code": _last_exit_code(api, container_id, details),
              "restart_count": details.get("RestartCount", 0), "logs": lines}
     tail = " | ".join(lines[-3:]) or "none"
     message = (f"{why} (state {facts['state']}, exit code {facts['exit_code']}, "
                f"{facts['restart_count']} restarts); last log lines: {tail}")
-    extra = {"field": field_name} if field_name else {}
-    return NotReady(422, "not ready", message, **facts, **extra)
+    return NotReady(422, "not ready", message, **facts)
 
 
 def wait_ready(api, want: Desired, container_id: str, readiness: Readiness) -> dict:
     """Running for the whole settle window without a restart, then, when a ready timeout is given and it speaks MCP
     over HTTP on a known port, answering MCP within it. Returns the probe's result, if
     any; raises NotReady with the container's facts."""
-    first = _details(api, container_id)
-    if first is None:
+    details = _details(api, container_id)
+    if details is None:
         raise not_ready(api, container_id, "the container disappeared")
-    start_mark = (first["State"].get("StartedAt"), first.get("RestartCount", 0))
+    # Docker resets RestartCount when a container is started by request: any restart since is a crash
+    started_at = details["State"].get("StartedAt")
     deadline = time.monotonic() + readiness.settle_s
-    details = first
     while True:
-        if details is None or details["State"]["Status"] != "running" or \
-                (details["State"].get("StartedAt"), details.get("RestartCount", 0)) != start_mark:
+        if details is None or details["State"]["Status"] != "running" or details.get("RestartCount", 0) or \
+                details["State"].get("StartedAt") != started_at:
             raise not_ready(api, container_id,
-                            f"the container did not stay up for the {readiness.settle_s:g}s settle window")
+                            f"the container did not stay up for the {readiness.settle_s:g}s settle window", details)
         if time.monotonic() >= deadline:
             break
         time.sleep(min(_POLL_S, max(0.0, deadline - time.monotonic())))
@@ -195,7 +213,7 @@ def wait_ready(api, want: Desired, container_id: str, readiness: Readiness) -> d
         return {"ok": None, "reason": "no MCP port is known for this server (no portBindings)"}
     result = probe(url, want.transport, retry_for=readiness.ready_timeout_s)
     if result["ok"] is False:
-        raise not_ready(api, container_id, f"the MCP probe of {url} failed: {result.get('error')}")
+        raise not_ready(api, container_id, f"the MCP probe of {url} failed: {result.get('error')}", details)
     return result
 
 
