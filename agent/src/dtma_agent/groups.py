@@ -41,11 +41,10 @@ def desired_config(group: GroupDeploy, server: McpServerSpec) -> dict:
         alias=server.instanceNameOnToolbox, override=server.baseConfigOverrideJson, scope=scope)
 
 
-def desired(api, group: GroupDeploy, server: McpServerSpec, image_ids: dict) -> reconcile.Desired:
+def desired(svc: DockerService, group: GroupDeploy, server: McpServerSpec, image_ids: dict) -> reconcile.Desired:
     name = server.instanceNameOnToolbox
     if server.dockerImageUrl not in image_ids:
-        image_ids[server.dockerImageUrl] = containers.local_image_id(api, server.dockerImageUrl,
-                                                                     f"servers[{name}].dockerImageUrl")
+        image_ids[server.dockerImageUrl] = svc.image_id(server.dockerImageUrl, f"servers[{name}].dockerImageUrl")
     return reconcile.Desired(name, ds.KIND_MCP, desired_config(group, server), server.dockerImageUrl,
                              image_ids[server.dockerImageUrl], group=group.groupId, transport=server.mcpTransportType,
                              endpoint=server.mcpEndpointPath, mcp_port=server.mcp_port,
@@ -57,7 +56,7 @@ def plan(svc: DockerService, group: GroupDeploy) -> list[reconcile.Step]:
     """What converging would do, per server (reconcile.decide); reads Docker, changes nothing."""
     everything = svc.everything()
     image_ids: dict = {}
-    steps = [svc.plan(desired(svc.api, group, s, image_ids), everything, _settle(svc, group)) for s in group.servers]
+    steps = [svc.plan(desired(svc, group, s, image_ids), everything, _settle(svc, group)) for s in group.servers]
     wanted = {s.instanceNameOnToolbox for s in group.servers}
     for view in everything.values():
         if view["kind"] != ds.KIND_MCP or view["group_id"] != group.groupId:
