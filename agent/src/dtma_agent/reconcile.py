@@ -321,6 +321,9 @@ def _replace(api, step: Step, readiness: Readiness) -> dict:
     """Recreate with the old container kept aside, stopped, until the new one is ready; when the new one fails,
     it is removed and the old one restored under its name and in its state."""
     old = step.current.view
+    if step.current.state in ("dead", "removing"):  # nothing to restore: Docker can only remove it
+        containers.remove(api, old["container_id"], force=True)
+        return _create_ready(api, step.want, readiness)
     was_running = step.current.state in ("running", "restarting", "paused")
     if step.current.state == "paused":
         api.unpause(old["container_id"])
