@@ -82,11 +82,11 @@ def service_journal(unit: str, lines: int) -> dict:
 def log_diagnostics(request: Request,
                     lines: Annotated[QueryInt, Query(ge=1, le=10000, description="lines per source")] = 100):
     mcp: dict = {}
-    docker = request.app.state.docker
+    svc = request.app.state.docker  # not `docker`: the handlers below need the docker module
     try:
-        for server in docker.managed(kind=ds.KIND_MCP):
+        for server in svc.managed(kind=ds.KIND_MCP):
             try:
-                mcp[server["name"]] = docker.logs(server, lines)
+                mcp[server["name"]] = svc.logs(server, lines)
             except docker.errors.NotFound:
                 continue  # removed since it was listed
             except docker.errors.APIError as exc:
