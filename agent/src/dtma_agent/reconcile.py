@@ -82,8 +82,24 @@ def observe(api, view: dict, parked: bool = False) -> Observed | None:
         return None
     state = details["State"]
     view = {**view, "state": state["Status"]}
-    return Observed(view, details.get("RestartCount", 0), state.get("ExitCode"), _epoch(state.get("StartedAt")),
+    return Observed(view, details.get("RestartCount", 0), exit_code(api, details), _epoch(state.get("StartedAt")),
                     details["Config"].get("Labels") or {}, parked)
+
+
+def exit_code(api, details: dict) -> int | None:
+    """The exit code of the container's last exit. Docker resets State.ExitCode to 0 when its restart policy starts
+    the container again, so for a crash-looping container seen running, the code is read from its last `die` event."""
+    state = details["State"]
+    if state.get("Status") != "running" or not details.get("RestartCount"):
+        return state.get("ExitCode")
+    try:
+        events = api.events(since=f"{(_epoch(details.get('Created')) or 0) - 1:.9f}", until=f"{time.time():.9f}",
+                            filters={"container": details["Id"], "event": "die"}, decode=True)
+        codes = [e.get("Actor", {}).get("Attributes", {}).get("exitCode") for e in events]
+    except docker.errors.APIError:
+        return state.get("ExitCode")
+    codes = [int(c) for c in codes if c is not None and str(c).lstrip("-").isdigit()]
+    return codes[-1] if codes else state.get("ExitCode")
 
 
 def decide(current: Observed | None, want: Desired, settle_s: float, now: float | None = None) -> tuple[str, str]:
@@ -160,7 +176,7 @@ def not_ready(api, container_id: str, why: str, field_name: str | None = None) -
         lines = containers.read_logs(api, container_id, LOG_LINES)
     except docker.errors.APIError:
         lines = []
-    facts = {"state": state.get("Status"), "exit_code": state.get("ExitCode"),
+    facts = {"state": state.get("Status"), "exit_code": exit_code(api, details) if "Id" in details else None,
              "restart_count": details.get("RestartCount", 0), "logs": lines}
     tail = " | ".join(lines[-3:]) or "none"
     message = (f"{why} (state {facts['state']}, exit code {facts['exit_code']}, "
