@@ -67,7 +67,8 @@ MATRIX = [
     ("missing", MCP, None, "create", "not deployed"),
     ("created", MCP, observed(MCP, "created", exit_code=0, up_s=None), "start", "container is created but never started"),
     ("running-stable", MCP, observed(MCP), "unchanged", "up to date"),
-    ("running-restarted-long-ago", MCP, observed(MCP, restart_count=4, up_s=SETTLE + 5), "unchanged", "up to date"),
+    ("running-restarted-long-ago", MCP, observed(MCP, restart_count=4, up_s=reconcile.RESTART_SETTLED_S + 1), "unchanged",
+     "up to date"),
     ("running-restarted-recently", MCP, observed(MCP, restart_count=4, exit_code=1, up_s=0.4), "recreate",
      "crash-looping: restarted 4 times, last 0.4s ago (exit code 1)"),
     ("exited-0", MCP, observed(MCP, "exited", exit_code=0), "start", "container is exited (exit code 0)"),
@@ -141,11 +142,17 @@ def test_a_crash_loop_is_never_unchanged(kind):
     assert not wrong, f"{len(wrong)} crash-looping observations were not a crash-looping recreate: {wrong[:5]}"
 
 
-def test_the_settle_window_decides_whether_restarts_count():
-    current = observed(MCP, restart_count=2, up_s=2.0)
-    assert decide(current, MCP, 2.5, now=NOW)[0] == "recreate"
-    assert decide(current, MCP, 1.5, now=NOW) == ("unchanged", "up to date")
-    assert decide(current, MCP, 0, now=NOW) == ("unchanged", "up to date"), "settle 0: a running container is up"
+def test_restarts_count_until_dockers_back_off_resets_or_the_settle_window_ends():
+    """Docker resets a container's restart back-off after 10 s of running: a restart more recent than that, or than a
+    longer settle window, is a crash loop whatever the settle window; one longer ago is history."""
+    recent = observed(MCP, restart_count=2, up_s=reconcile.RESTART_SETTLED_S - 1)
+    assert decide(recent, MCP, 0, now=NOW)[0] == "recreate"
+    assert decide(recent, MCP, 2.5, now=NOW)[0] == "recreate"
+    settled = observed(MCP, restart_count=2, up_s=reconcile.RESTART_SETTLED_S + 1)
+    assert decide(settled, MCP, 0, now=NOW) == ("unchanged", "up to date")
+    assert decide(settled, MCP, reconcile.RESTART_SETTLED_S + 5, now=NOW)[0] == "recreate", "a longer window counts"
+    assert decide(observed(MCP, restart_count=0, up_s=0.1), MCP, 3, now=NOW) == ("unchanged", "up to date"), \
+        "a container that never restarted is not a crash loop, however young"
 
 
 def test_parked_names():
