@@ -16,11 +16,12 @@ CRASH = {"Cmd": ["sh", "-c", "echo boom; exit 1"]}
 LATE_CRASH = {"Cmd": ["sh", "-c", "echo up; sleep 1.5; echo late boom; exit 2"]}
 
 
-def server(name: str, override: dict | None = SLEEP, **fields) -> dict:
+def server(name: str, override: dict | str | None = "sleep", **fields) -> dict:
+    """A busybox server on stdio running `override` ("sleep": sleep 3600; None: the image's own command)."""
     spec = {"instanceNameOnToolbox": name, "dockerImageUrl": BUSYBOX, "accountToolInstanceId": f"ati-{name}",
             "mcpTransportType": "stdio"}
     if override is not None:
-        spec["baseConfigOverrideJson"] = override
+        spec["baseConfigOverrideJson"] = dict(SLEEP if override == "sleep" else override)
     return {**spec, **fields}
 
 
@@ -38,9 +39,9 @@ def group(group_id: str, *servers: dict, **options) -> dict:
     return body
 
 
-def tool(name: str, override: dict = SLEEP, **fields) -> dict:
+def tool(name: str, override: dict | None = None, **fields) -> dict:
     return {"dockerImageUrl": BUSYBOX, "instanceNameOnToolbox": name, "accountToolInstanceId": f"ati-{name}",
-            "baseConfigOverrideJson": override, **fields}
+            "baseConfigOverrideJson": dict(override or SLEEP), **fields}
 
 
 def outcomes(response) -> dict:
@@ -214,8 +215,9 @@ def test_the_settle_window_decides_whether_a_late_crash_counts(agent, docker_api
 def test_ready_timeout_with_a_real_mcp_server_probes_it(agent, docker_api, name, groups):
     gid, srv, portless, stdio = name("grp"), name("mcp"), name("noport"), name("stdio")
     groups.append(gid)
-    r = agent.post("/mcp/groups", json=group(gid, mcp_demo(srv), server(portless, mcpTransportType="streamable-http"),
-                                            server(stdio), readyTimeoutSeconds=20))
+    body = group(gid, mcp_demo(srv), server(portless, mcpTransportType="streamable-http"), server(stdio),
+                 readyTimeoutSeconds=20)
+    r = agent.post("/mcp/groups", json=body)
     assert r.status_code == 201, r.text
     servers = outcomes(r)
     assert {n: s["outcome"] for n, s in servers.items()} == {srv: "created", portless: "created", stdio: "created"}
@@ -274,8 +276,8 @@ def test_invalid_ready_timeout_is_422_naming_the_field(agent, name, value):
 
 @pytest.mark.parametrize("value", [0, 0.5, 60])
 def test_settle_seconds_bounds_are_accepted(agent, name, value):
-    r = agent.post("/mcp/validate", json=group(name("grp"), server(name("srv")), settleSeconds=value,
-                                              readyTimeoutSeconds=600))
+    body = group(name("grp"), server(name("srv")), settleSeconds=value, readyTimeoutSeconds=600)
+    r = agent.post("/mcp/validate", json=body)
     assert r.status_code == 200, r.text
     r = agent.post("/tools/validate", json=tool(name("t"), settleSeconds=value))
     assert r.status_code == 200, r.text

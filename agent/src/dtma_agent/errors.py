@@ -40,10 +40,10 @@ def error_body(error: str, message: str, **extra) -> dict:
     return {"success": False, "error": error, "message": message, **extra, "timestamp": timestamp()}
 
 
-def error_response(status: int, error: str, message: str, headers: dict | None = None, /, **extra) -> JSONResponse:
-    """Every error the agent answers, in one shape; `extra` fields (data, fields, per-server outcomes, even one named
-    `status` or `headers`) are added."""
-    return JSONResponse(error_body(error, message, **extra), status_code=status, headers=headers)
+def error_response(status_code: int, error: str, message: str, headers: dict | None = None, **extra) -> JSONResponse:
+    """Every error the agent answers, in one shape; `extra` fields (data, fields, per-server outcomes, a `status`)
+    are added."""
+    return JSONResponse(error_body(error, message, **extra), status_code=status_code, headers=headers)
 
 
 def _field(loc) -> str:
