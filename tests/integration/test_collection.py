@@ -85,10 +85,10 @@ def test_a_playbook_runs_from_the_installed_copy(installed, agent, tmp_path):
 
 def test_awx_credential_type_injects_what_the_modules_read():
     credential = yaml.safe_load((REPO / "awx" / "credential_type_dtma.yml").read_text())
-    assert set(credential["injectors"]["env"]) == {"DTMA_URL", "DTMA_BEARER_TOKEN"}
+    assert set(credential["injectors"]["env"]) == {"DTMA_URL", "DTMA_BEARER_TOKEN", "DTMA_CA_PATH"}
     assert any(f["id"] == "token" and f.get("secret") for f in credential["inputs"]["fields"])
     common = (REPO / "plugins" / "module_utils" / "_common.py").read_text()
-    assert '"DTMA_URL"' in common and '"DTMA_BEARER_TOKEN"' in common
+    assert all('"%s"' % var in common for var in credential["injectors"]["env"])
     ee = yaml.safe_load((REPO / "meta" / "execution-environment.yml").read_text())
     requirements = (REPO / ee["dependencies"]["python"]).read_text()
     assert "requests" in requirements and "paramiko" in requirements
