@@ -91,7 +91,7 @@ ROLE_PREFLIGHT = [{
     ("Debian", "Ubuntu", "22.04", True),
 ])
 def test_the_role_preflight_asserts_a_supported_os_family(collections_path, tmp_path, os_family, distribution, version,
-                                                           supported):
+                                                          supported):
     play = tmp_path / "preflight.yml"
     play.write_text(yaml.safe_dump(ROLE_PREFLIGHT))
     rc, out = playbook(collections_path, ["-i", "localhost,", "-c", "local", str(play),
