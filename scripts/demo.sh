@@ -18,10 +18,11 @@ DOCKER=/usr/bin/docker
 
 export ANSIBLE_COLLECTIONS_PATH="$STATE/collections"
 export ANSIBLE_NOCOLOR=1 ANSIBLE_RETRY_FILES_ENABLED=0
-# DTMA_DEMO_VARS_FILE: extra variables for every playbook (-e @file), e.g. another group name and ports
-# so that a second droplet (tests/confinement) does not collide with this one on the shared Docker engine
-extra=()
-[ -n "${DTMA_DEMO_VARS_FILE:-}" ] && extra=(-e "@$DTMA_DEMO_VARS_FILE")
+# The demo MCP group (deploy_mcp_group.yml has no default group) goes to every playbook; DTMA_DEMO_VARS_FILE:
+# extra variables for every playbook (-e @file, given after the demo group, so they win), e.g. another group name
+# and ports so that a second droplet (tests/confinement) does not collide with this one on the shared Docker engine
+extra=(-e "@$repo/playbooks/vars/demo_mcp_group.yml")
+[ -n "${DTMA_DEMO_VARS_FILE:-}" ] && extra+=(-e "@$DTMA_DEMO_VARS_FILE")
 playbook() { "${DTMA_VENV:-.venv}/bin/ansible-playbook" -i "$STATE/inventory.yml" "${extra[@]}" "$@"; }
 
 if [ "${1:-}" = playbook ]; then

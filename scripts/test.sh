@@ -4,9 +4,35 @@
 # tests/agent (the agent's routes and policy) and tests/integration (the modules through ansible-playbook);
 # then ansible-lint, the role's molecule scenarios on real systemd, and the main job (scripts/demo.sh) end to
 # end. Extra arguments go to pytest.
+#   scripts/test.sh quick [pytest args]   the inner loop, a minute or two: sanity, units, the changelog lint, the
+#                                         command policy tests and the agent's route tests that start no
+#                                         containers (input validation, auth, settings; real agent processes)
+# DTMA_SKIP_SETUP=1 skips scripts/setup.sh (a machine that is already set up).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+# the agent under test is this checkout's (also for the agent processes the tests start), whichever checkout the
+# virtualenv's editable install points at
+pytest_here() { PYTHONPATH="$PWD/agent/src${PYTHONPATH:+:$PYTHONPATH}" .venv/bin/pytest -p no:cacheprovider "$@"; }
+QUICK_TESTS=(tests/agent/test_policy.py tests/agent/test_policy_regen.py tests/agent/test_input_hardening.py
+             tests/agent/test_auth_settings.py)
+
+if [ "${1:-}" = quick ]; then
+  shift
+  started=$SECONDS
+  [ "${DTMA_SKIP_SETUP:-}" = 1 ] || bash scripts/setup.sh
+  echo "== ansible-test sanity"
+  bash scripts/ansible-test.sh sanity --python 3.11
+  echo "== ansible-test units"
+  bash scripts/ansible-test.sh units --python 3.11
+  echo "== antsibull-changelog lint"
+  .venv/bin/antsibull-changelog lint
+  echo "== pytest: the command policy, and the agent's routes that start no containers"
+  pytest_here "${QUICK_TESTS[@]}" "$@"
+  echo "quick: everything passed in $((SECONDS - started)) s"
+  exit 0
+fi
+
+[ "${DTMA_SKIP_SETUP:-}" = 1 ] || bash scripts/setup.sh
 echo "== ansible-test sanity"
 bash scripts/ansible-test.sh sanity --python 3.11
 if [ -d tests/unit ]; then
@@ -14,7 +40,7 @@ if [ -d tests/unit ]; then
   bash scripts/ansible-test.sh units --python 3.11
 fi
 echo "== pytest (agent and modules, real Docker)"
-.venv/bin/pytest -p no:cacheprovider "$@"
+pytest_here "$@"
 echo "== ansible-lint (production profile) and molecule (roles/dtma on real systemd)"
 DTMA_SKIP_SETUP=1 bash scripts/molecule.sh default
 DTMA_SKIP_SETUP=1 bash scripts/molecule.sh alternative

@@ -13,7 +13,9 @@ class ModuleDocFragment(object):
 options:
   url:
     description:
-      - Base URL of the DTMA agent, for example V(http://203.0.113.10:30000).
+      - Base URL of the DTMA agent, for example V(http://203.0.113.10:30000). It must start with V(http://) or
+        V(https://); a URL without one fails the task (M(agentopia.dtma.dtma_diagnostics) reports it as its agent
+        check instead).
       - If not set, the environment variable E(DTMA_URL) is used (AWX injects it from the DTMA credential type).
     type: str
   token:
@@ -22,15 +24,22 @@ options:
       - If not set, the environment variable E(DTMA_BEARER_TOKEN) is used. Never logged.
     type: str
   timeout:
-    description: Seconds to wait for one answer from the agent.
+    description:
+      - Seconds to wait for one answer from the agent.
+      - If not set, the environment variable E(DTMA_TIMEOUT) is used.
     type: int
     default: 30
   validate_certs:
-    description: Verify the agent's TLS certificate when O(url) is C(https://).
+    description:
+      - Verify the agent's TLS certificate when O(url) is C(https://).
+      - If not set, the environment variable E(DTMA_VALIDATE_CERTS) is used.
     type: bool
     default: true
   ca_path:
-    description: A CA bundle (PEM) to verify the agent's certificate with, instead of the system store.
+    description:
+      - A CA bundle (PEM) to verify the agent's certificate with, instead of the system store.
+      - If not set, the environment variable E(DTMA_CA_PATH) is used (AWX injects it from the DTMA credential
+        type's CA certificate).
     type: path
 notes:
   - "The modules run on the controller and talk to the agent over HTTP; use C(delegate_to: localhost) or

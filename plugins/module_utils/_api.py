@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 import traceback
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 try:
     import requests
@@ -33,6 +33,10 @@ class DtmaError(Exception):
 
 class DtmaConnectionError(DtmaError):
     """The agent did not answer (down, wrong URL, TLS failure, timeout)."""
+
+
+class DtmaUrlError(DtmaError):
+    """The url option is not one the client can call (no http:// or https://, no host); nothing was sent."""
 
 
 class DtmaAuthError(DtmaError):
@@ -71,6 +75,21 @@ _BY_STATUS = {401: DtmaAuthError, 403: DtmaBlocked, 404: DtmaNotFound, 409: Dtma
               422: DtmaInvalid, 429: DtmaRateLimited}
 
 
+def url_problem(url):
+    """Why `url` cannot be the agent's base URL (a message naming the option and an example), or None when it can."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or "://" not in url:
+        example = ("http://" + url + ("" if ":" in url else ":30000")) if url and "/" not in url else "http://203.0.113.10:30000"
+        return "the url option (or DTMA_URL) must start with http:// or https://, for example %s; got %r" % (example, url)
+    try:
+        parts.port  # pylint: disable=pointless-statement  # raises ValueError for a port that is not a number
+    except ValueError:
+        return "the url option (or DTMA_URL) has a port that is not a number 0-65535; got %r" % url
+    if not parts.hostname:
+        return "the url option (or DTMA_URL) has no host, for example http://203.0.113.10:30000; got %r" % url
+    return None
+
+
 def error_for(status, body, retry_after=None):
     """The typed exception for a non-success answer, with the agent's own explanation."""
     body = body if isinstance(body, dict) else {}
@@ -90,6 +109,9 @@ class DtmaClient(object):
     RETRY_DELAY = 0.5
 
     def __init__(self, url, token, timeout=30, validate_certs=True, ca_path=None):
+        problem = url_problem(url)
+        if problem:  # requests would only say "No connection adapters were found"
+            raise DtmaUrlError(problem)
         self.base_url = url.rstrip("/")
         self.timeout = timeout
         self.session = requests.Session()

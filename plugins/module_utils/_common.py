@@ -14,14 +14,17 @@ from ansible_collections.agentopia.dtma.plugins.module_utils._api import (
     HAS_REQUESTS,
     REQUESTS_IMPORT_ERROR,
     DtmaClient,
+    DtmaUrlError,
 )
 
+# Every option falls back to an environment variable (AWX's credential type injects DTMA_URL, DTMA_BEARER_TOKEN and
+# DTMA_CA_PATH); a value given to the task wins over the environment, the environment over the default.
 CONNECTION_ARGS = dict(
     url=dict(type="str", fallback=(env_fallback, ["DTMA_URL"])),
     token=dict(type="str", no_log=True, fallback=(env_fallback, ["DTMA_BEARER_TOKEN"])),
-    timeout=dict(type="int", default=30),
-    validate_certs=dict(type="bool", default=True),
-    ca_path=dict(type="path"),
+    timeout=dict(type="int", default=30, fallback=(env_fallback, ["DTMA_TIMEOUT"])),
+    validate_certs=dict(type="bool", default=True, fallback=(env_fallback, ["DTMA_VALIDATE_CERTS"])),
+    ca_path=dict(type="path", fallback=(env_fallback, ["DTMA_CA_PATH"])),
 )
 
 SSH_ARGS = dict(
@@ -44,8 +47,11 @@ def argument_spec(ssh=False, **module_args):
     return spec
 
 
-def client(module):
-    """The agent client from the module's connection options, or fail_json with what is missing."""
+def client(module, raise_url_error=False):
+    """The agent client from the module's connection options, or fail_json with what is missing or wrong.
+
+    A URL the client refuses (no http:// or https://) fails the module, or with `raise_url_error` raises the
+    DtmaUrlError (for dtma_diagnostics, whose health section reports it instead of failing)."""
     if not HAS_REQUESTS:
         module.fail_json(msg=missing_required_lib("requests"), exception=REQUESTS_IMPORT_ERROR)
     params = module.params
@@ -53,8 +59,13 @@ def client(module):
         module.fail_json(msg="no agent URL: set the url option (e.g. http://{{ ansible_host }}:30000) or DTMA_URL")
     if not params["token"]:
         module.fail_json(msg="no agent token: set the token option or DTMA_BEARER_TOKEN")
-    return DtmaClient(params["url"], params["token"], timeout=params["timeout"],
-                      validate_certs=params["validate_certs"], ca_path=params["ca_path"])
+    try:
+        return DtmaClient(params["url"], params["token"], timeout=params["timeout"],
+                          validate_certs=params["validate_certs"], ca_path=params["ca_path"] or None)
+    except DtmaUrlError as exc:
+        if raise_url_error:
+            raise
+        module.fail_json(msg=exc.message)
 
 
 def fail_json(module, msg, exc=None, **fields):

@@ -14,8 +14,9 @@ description:
   - Gathers, per section chosen in O(gather), what the DTMA agent reports about itself, Docker, the system, its logs
     and its MCP servers, and runs health checks of the agent, Docker, SSH and the backend.
   - An information module; it never changes anything and always reports C(changed=false).
-  - The V(health) section never fails the task, even when the agent is down; that is what it reports. Any other
-    section that the agent cannot answer fails the task with the reason.
+  - The V(health) section never fails the task, even when the agent is down or O(url) is not a URL the module can
+    call (no V(http://) or V(https://)); that is what it reports. Any other section that the agent cannot answer
+    fails the task with the reason.
 options:
   gather:
     description:
@@ -160,7 +161,7 @@ import traceback
 from ansible.module_utils.basic import AnsibleModule, env_fallback
 
 from ansible_collections.agentopia.dtma.plugins.module_utils import _common
-from ansible_collections.agentopia.dtma.plugins.module_utils._api import DtmaError
+from ansible_collections.agentopia.dtma.plugins.module_utils._api import DtmaError, DtmaUrlError
 
 try:
     import requests
@@ -248,8 +249,12 @@ def overall(checks):
     return "healthy" if all(s == "healthy" for s in known) else "degraded"
 
 
-def health(module, client):
-    api, docker, body = agent_checks(client)
+def health(module, client, url_error=None):
+    if url_error is not None:  # nothing could be asked: the URL is the agent check's verdict
+        api, docker, body = (check("unhealthy", url_error.message),
+                             check("unknown", "the agent could not be asked, so Docker could not be checked"), {})
+    else:
+        api, docker, body = agent_checks(client)
     checks = {"agent_api": api, "docker": docker, "ssh": ssh_check(module.params),
               "backend": backend_check(module.params["backend_url"])}
     return {"overall": overall(checks), "checks": checks, "agent": body}
@@ -268,12 +273,18 @@ def main():
         module.fail_json(msg="the requests Python library is required on the controller", exception=REQUESTS_IMPORT_ERROR)
     if not 1 <= module.params["log_lines"] <= 10000:
         module.fail_json(msg="log_lines must be between 1 and 10000, not %s" % module.params["log_lines"])
-    client = _common.client(module)
+    try:
+        client, url_error = _common.client(module, raise_url_error=True), None
+    except DtmaUrlError as exc:
+        client, url_error = None, exc
     result = dict(changed=False)
     for section in dict.fromkeys(module.params["gather"]):  # each once, in the order asked
         if section == "health":
-            result["health"] = health(module, client)
+            result["health"] = health(module, client, url_error)
             continue
+        if url_error is not None:
+            module.fail_json(msg="could not gather the %s section from the DTMA agent: %s" % (section, url_error.message),
+                             **result)
         segments, query, key, ok = SECTIONS[section]
         params = {"lines": module.params["log_lines"]} if query == "lines" else {"probe": "true"} if query else None
         try:

@@ -118,6 +118,29 @@ def test_health_with_the_agent_down_reports_unhealthy_and_does_not_fail(make_age
     assert "Traceback" not in r.output and down.token not in r.output
 
 
+def test_a_url_without_scheme_is_unhealthy_for_health_and_a_clear_failure_elsewhere(agent, ansible_run):
+    """`127.0.0.1:PORT` where an agent really listens: requests would say "No connection adapters"; the client refuses
+    the URL before sending anything, health reports it, and any module that needs the agent fails saying what to set."""
+    bare = agent.url.replace("http://", "")
+    r = ansible_run([{MOD: {"gather": ["health"]}},
+                     {MOD: {"gather": ["health", "status"]}},
+                     {"agentopia.dtma.dtma_exec": {"argv": ["true"]}}],
+                    url=bare, token=agent.token, env=NO_BACKEND)
+    assert len(r.results) == 3, r
+    health = r[0]
+    assert health["failed"] is False and health["changed"] is False, r
+    assert health["health"]["overall"] == "unhealthy"
+    api = health["health"]["checks"]["agent_api"]
+    expected = "must start with http:// or https://, for example %s; got %r" % (agent.url, bare)
+    assert api["status"] == "unhealthy" and "url option (or DTMA_URL)" in api["reason"] and expected in api["reason"], api
+    assert health["health"]["checks"]["docker"]["status"] == "unknown" and health["health"]["agent"] == {}
+
+    assert r[1]["failed"] is True and r[1]["msg"].startswith("could not gather the status section"), r[1]
+    assert expected in r[1]["msg"] and r[1]["health"]["overall"] == "unhealthy"
+    assert r[2]["failed"] is True and expected in r[2]["msg"], r[2]
+    assert "No connection adapters" not in r.output and "Traceback" not in r.output and agent.token not in r.output
+
+
 def test_wrong_token_fails_clearly_and_never_shows_the_token(agent, ansible_run):
     wrong = "wrong-token-" + "y" * 30
     r = ansible_run([{MOD: {}}], verbosity=3, url=agent.url, token=wrong, env=NO_BACKEND)

@@ -21,6 +21,7 @@ from ansible_collections.agentopia.dtma.plugins.module_utils._api import (
     DtmaNotFound,
     DtmaRateLimited,
     DtmaServerError,
+    DtmaUrlError,
     error_for,
 )
 
@@ -123,6 +124,41 @@ def test_url_for_strips_the_trailing_slash_and_quotes_each_segment():
     assert client.url_for("mcp", "groups", "../x?y=1#z") == "http://agent.example:30000/mcp/groups/..%2Fx%3Fy%3D1%23z"
     assert client.url_for("tools", "na me", "é") == "http://agent.example:30000/tools/na%20me/%C3%A9"
     assert client.url_for("tools", 42) == "http://agent.example:30000/tools/42"
+
+
+@pytest.mark.parametrize("url, example", [
+    ("127.0.0.1:30000", "http://127.0.0.1:30000"),
+    ("localhost:30000", "http://localhost:30000"),
+    ("droplet-1", "http://droplet-1:30000"),
+    ("ftp://agent.example:30000", "http://203.0.113.10:30000"),
+    ("//agent.example:30000", "http://203.0.113.10:30000"),
+    ("", "http://203.0.113.10:30000"),
+])
+def test_a_url_without_http_or_https_is_refused_naming_the_option_and_an_example(url, example):
+    with pytest.raises(DtmaUrlError) as info:
+        DtmaClient(url, TOKEN)
+    message = info.value.message
+    assert "url option (or DTMA_URL)" in message and "http:// or https://" in message
+    assert "for example %s;" % example in message and repr(url) in message
+    assert info.value.status is None and not isinstance(info.value, DtmaConnectionError)
+
+
+@pytest.mark.parametrize("url, problem", [
+    ("http://", "has no host"),
+    ("http://:30000", "has no host"),
+    ("http://agent.example:port", "port that is not a number"),
+    ("http://agent.example:99999", "port that is not a number"),
+])
+def test_a_url_without_a_host_or_with_a_bad_port_is_refused(url, problem):
+    with pytest.raises(DtmaUrlError, match=problem):
+        DtmaClient(url, TOKEN)
+
+
+@pytest.mark.parametrize("url", ["http://agent.example:30000", "https://agent.example", "HTTP://agent.example:1",
+                                 "http://[::1]:30000/", "https://10.0.0.5:30000/prefix"])
+def test_http_and_https_urls_are_accepted(url):
+    assert _api.url_problem(url) is None
+    assert DtmaClient(url, TOKEN).base_url == url.rstrip("/")
 
 
 # --- answers -----------------------------------------------------------------------------------------------
