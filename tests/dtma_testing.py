@@ -56,7 +56,9 @@ class Agent:
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = tmp / f"agent-{self.port}.log"
         self.env = {k: v for k, v in os.environ.items() if not k.startswith(("DTMA_", "AGENTOPIA_", "BACKEND_TO_DTMA"))}
-        self.env.update({"DTMA_BEARER_TOKEN": self.token, "PYTHONUNBUFFERED": "1", **SANDBOX_ENV, **(env or {})})
+        # a 1 s settle window (3 s by default) keeps the many deploys of the suite quick; crash loops still show in it
+        self.env.update({"DTMA_BEARER_TOKEN": self.token, "PYTHONUNBUFFERED": "1", "DTMA_SETTLE_S": "1", **SANDBOX_ENV,
+                         **(env or {})})
         self.session = requests.Session()
         self.session.headers["Authorization"] = f"Bearer {self.token}"
         self.proc: subprocess.Popen | None = None

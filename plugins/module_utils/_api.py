@@ -131,5 +131,8 @@ class DtmaClient(object):
     def post(self, *segments, **kwargs):
         return self.request("POST", segments, **kwargs)[1]
 
+    def put(self, *segments, **kwargs):
+        return self.request("PUT", segments, **kwargs)[1]
+
     def delete(self, *segments, **kwargs):
         return self.request("DELETE", segments, **kwargs)[1]

@@ -16,7 +16,12 @@ description:
     C(POST /mcp/groups)). Servers that match their spec are left alone, changed ones are recreated, missing ones
     created, stopped ones started, and servers of the group no longer listed are removed.
   - Before changing anything the module asks the agent for the plan (C(POST /mcp/validate), which deploys nothing);
-    the plan decides C(changed) and is all that runs in check mode. A re-run with the same spec reports no change.
+    the plan decides C(changed) and is all that runs in check mode. The agent decides the plan and the deployment
+    with one function, so the apply does exactly what the plan said. A re-run with the same spec reports no change;
+    a crash-looping or stopped server is never reported unchanged.
+  - A server counts as deployed only when its container runs for the settle window (O(settle)) without a restart
+    and, with O(wait=true), answers MCP. Otherwise the task fails naming the server, its exit code, restart count
+    and last log lines; a server that was recreated keeps its previous container, which the agent restores.
   - O(state=absent) removes every container of the group; O(state=restarted) restarts every server of the group,
     within the agent's restart limit.
   - A group is the set of containers the agent labelled with its name; nothing else is stored anywhere.
@@ -113,11 +118,18 @@ options:
     description: Put the group on its own Docker network C(agentopia-mcp-<name>), where servers reach each other by name.
     type: bool
     default: false
+  settle:
+    description:
+      - Seconds a created, recreated or started server must run without a restart to count as deployed (the
+        agent's C(options.settleSeconds), 0 to 60). The agent's own default (C(DTMA_SETTLE_S), 3 seconds) when not
+        given.
+    type: float
   wait:
     description:
+      - Servers the agent deploys must also answer MCP (C(initialize) and C(tools/list)) within O(wait_timeout)
+        to count as deployed (the agent's C(options.readyTimeoutSeconds)).
       - After the group is converged (or restarted), wait until every server's container runs and its MCP probe
-        succeeds (C(initialize) and C(tools/list)); servers that are not probed (V(stdio), V(websocket), no
-        O(servers[].ports)) only need to run.
+        succeeds; servers that are not probed (V(stdio), V(websocket), no O(servers[].ports)) only need to run.
       - The task fails after O(wait_timeout) with each server's health. RV(health) and RV(collective_status)
         are returned only when waiting.
     type: bool
@@ -241,7 +253,8 @@ servers:
       sample: acct-42-github
     outcome:
       description:
-        - V(created), V(unchanged), V(recreated), V(started), V(removed), V(restarted) or V(failed).
+        - V(created), V(unchanged), V(recreated), V(started), V(cleaned) (containers kept aside by an interrupted
+          recreate were removed), V(removed), V(restarted) or V(failed).
         - Not returned in check mode.
       type: str
       sample: recreated
@@ -257,14 +270,28 @@ servers:
       description: The server's container id (the new one after a recreate).
       type: str
       sample: 3f2a9c0d1b7e4e8f9a0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c0d1e2f
+    exit_code:
+      description: For a server that did not stay up through the settle window, its container's last exit code.
+      type: int
+      sample: 1
+    restart_count:
+      description: For a server that did not stay up, how often Docker restarted its container.
+      type: int
+      sample: 3
+    logs:
+      description: For a server that did not stay up or did not answer MCP, its container's last 20 log lines.
+      type: list
+      elements: str
+      sample: ["Traceback (most recent call last):", "ModuleNotFoundError: No module named 'mcp'"]
   sample:
     - {name: acct-42-github, outcome: unchanged, reason: up to date, container_id: 3f2a9c0d1b7e}
     - {name: acct-42-files, outcome: recreated, reason: configuration changed, container_id: 9b1c0d3e4f5a}
 plan:
   description:
     - With O(state=present), the agent's plan from C(POST /mcp/validate), made before anything changed.
-    - C(action) is one of V(create), V(recreate), V(start), V(unchanged), V(remove) or V(conflict) (the name is
-      used by a container outside the group; the task fails).
+    - C(action) is one of V(create), V(recreate) (also for a crash-looping or dead container), V(start) (a stopped,
+      paused or never started one), V(unchanged), V(clean) (containers kept aside by an interrupted recreate are
+      removed), V(remove) or V(conflict) (the name is used by a container outside the group; the task fails).
   returned: when O(state=present)
   type: list
   elements: dict
@@ -344,6 +371,8 @@ _OPTION_NAMES = {
     "maxConcurrentDeployments": "max_concurrent",
     "dependencyOrder": "dependency_order",
     "sharedNetworking": "shared_networking",
+    "settleSeconds": "settle",
+    "readyTimeoutSeconds": "wait_timeout",
 }
 
 
@@ -368,15 +397,17 @@ def server_payload(server):
 
 def group_payload(params):
     """The module's options as the agent's GroupDeploy body (the one place that maps names)."""
-    return {
-        "groupId": params["name"],
-        "servers": [server_payload(s) for s in params.get("servers") or []],
-        "options": {
-            "maxConcurrentDeployments": params.get("max_concurrent", 3),
-            "dependencyOrder": list(params.get("dependency_order") or []),
-            "sharedNetworking": bool(params.get("shared_networking")),
-        },
+    options = {
+        "maxConcurrentDeployments": params.get("max_concurrent", 3),
+        "dependencyOrder": list(params.get("dependency_order") or []),
+        "sharedNetworking": bool(params.get("shared_networking")),
     }
+    if params.get("settle") is not None:
+        options["settleSeconds"] = params["settle"]
+    if params.get("wait"):
+        options["readyTimeoutSeconds"] = params.get("wait_timeout", 60)
+    return {"groupId": params["name"], "servers": [server_payload(s) for s in params.get("servers") or []],
+            "options": options}
 
 
 def option_path(text):
@@ -485,7 +516,10 @@ class GroupManager(object):
 
     def deploy(self, payload):
         try:
-            body = self.client.post("mcp", "groups", json=payload, ok=(201,))
+            # each wave waits for its servers to settle (and, with wait, to answer MCP)
+            ready_s = (self.params["settle"] or 3) + (self.params["wait_timeout"] if self.params["wait"] else 0)
+            body = self.client.post("mcp", "groups", json=payload, ok=(201,),
+                                    timeout=self.params["timeout"] + ready_s * max(1, len(self.params["dependency_order"]) + 1))
         except DtmaConnectionError as exc:
             hint = (" The deployment may still be running on the agent; raise the timeout option for slow image pulls."
                     if "Timeout" in exc.message else " Check the url option and that the agent runs.")
@@ -594,6 +628,7 @@ def main():
             max_concurrent=dict(type="int", default=3),
             dependency_order=dict(type="list", elements="str", default=[]),
             shared_networking=dict(type="bool", default=False),
+            settle=dict(type="float"),
             wait=dict(type="bool", default=False),
             wait_timeout=dict(type="int", default=60),
             force_remove=dict(type="bool", default=False),

@@ -14,9 +14,13 @@ description:
   - Manages one tool instance (a container labelled C(agentopia.kind=tool)) on a host running the DTMA agent,
     through the agent's C(/tools) routes.
   - The module asks the agent for a plan first (C(POST /tools/validate)), which compares the full Docker create
-    configuration (image, account tool instance id, O(config), O(env)) and the local image with what runs. A tool
-    whose configuration or image changed is recreated (removed, then deployed again); an unchanged tool is left
-    alone. Then the run state is brought to O(state) with C(POST /tools/{name}/start|stop|restart).
+    configuration (image, account tool instance id, O(config), O(env)), the local image and the container's state
+    with what runs. The agent then applies exactly that plan (C(PUT /tools/{name})). A tool whose configuration or
+    image changed, or that is crash-looping, is recreated; the old container is kept aside, stopped, until the new
+    one is ready and is restored when the new one fails. An unchanged tool is left alone. Then the run state is
+    brought to O(state) with C(POST /tools/{name}/start|stop|restart).
+  - A created, recreated or started tool counts only when its container runs for the agent's settle window
+    (O(settle)) without a restart; otherwise the task fails with its exit code, restart count and last log lines.
   - When O(image) is not given, the configuration is not managed at all; the module only changes the run state
     of the existing tool (or removes it), and fails if the tool does not exist.
   - The agent refuses configurations that grant host access (privileged, host namespaces, host-path mounts, the
@@ -74,6 +78,11 @@ options:
     description: Seconds the tool gets to stop gracefully (stop, restart, recreate and removal) before it is killed.
     type: int
     default: 10
+  settle:
+    description:
+      - Seconds a created, recreated or started container must run without a restart to count as deployed (the
+        agent's C(settleSeconds), 0 to 60). The agent's own default (C(DTMA_SETTLE_S), 3 seconds) when not given.
+    type: float
 extends_documentation_fragment:
   - agentopia.dtma.connection
   - agentopia.dtma.connection.attributes
@@ -179,7 +188,8 @@ tool:
 actions:
   description:
     - What the task did, in order (in check mode, what it would do).
-    - Any of V(created), V(recreated), V(started), V(stopped), V(restarted), V(removed); empty when nothing changed.
+    - Any of V(created), V(recreated), V(cleaned), V(started), V(stopped), V(restarted), V(removed); empty when
+      nothing changed.
   returned: always
   type: list
   elements: str
@@ -194,7 +204,10 @@ plan:
            state: running, config_hash: 3f9a1c2b4d5e6f70, current_config_hash: 77aa0e1b2c3d4e5f}
   contains:
     action:
-      description: V(create), V(recreate), V(unchanged) or V(conflict).
+      description:
+        - V(create), V(recreate), V(start), V(unchanged), V(clean) (containers kept aside by an interrupted recreate
+          are removed) or V(conflict).
+        - V(start) is applied only with O(state=started) or O(state=restarted).
       type: str
     reason:
       description: Why, for example V(configuration changed) or V(image changed).
@@ -215,6 +228,8 @@ from ansible_collections.agentopia.dtma.plugins.module_utils._api import DtmaErr
 RUNNING = ("running", "restarting")
 # states in which "stopped" holds: the container's process does not run
 NOT_RUNNING = ("exited", "created", "dead")
+# the agent's planned action and what the task reports once it is done
+PAST = {"create": "created", "recreate": "recreated", "start": "started", "clean": "cleaned"}
 
 
 def _summary(tool):
@@ -271,33 +286,29 @@ class ToolManager(object):
         return self.params["timeout"] + self.params["stop_timeout"]
 
     def converge_config(self, existing):
-        """Create or recreate from the agent's plan; return the tool data afterwards (or as it is now)."""
+        """Apply the agent's plan (PUT /tools/{name} does exactly what /tools/validate says); return the tool data
+        afterwards (or as it is now)."""
         body = self.body(existing)
+        if self.params["settle"] is not None:
+            body["settleSeconds"] = self.params["settle"]
         self.plan = self.call("could not plan the tool %s" % self.name, "POST", "tools", "validate",
                               json=body)["data"]["plan"]
         action = self.plan["action"]
         if action == "conflict":
             self.module.fail_json(msg="cannot deploy the tool %s: %s; choose another name or remove that container"
                                       % (self.name, self.plan["reason"]), plan=self.plan, actions=self.actions)
-        if action not in ("create", "recreate"):
+        # starting is the run state's business: only states that want it running take it from the plan
+        if action == "unchanged" or (action == "start" and self.params["state"] not in ("started", "restarted")):
             return existing
-        self.actions.append(action + "d")
+        self.actions.append(PAST[action])
         self.predicted = {"image": self.params["image"], "state": "running", "config_hash": self.plan.get("config_hash")}
         if self.module.check_mode:
             return existing
-        if action == "recreate":
-            try:
-                self.client.delete("tools", self.name, params={"timeout": self.params["stop_timeout"]},
-                                   timeout=self.long_timeout())
-            except DtmaNotFound:
-                pass  # removed meanwhile: deploying it again is all that is left to do
-            except DtmaError as exc:
-                self.fail("could not remove the tool %s to recreate it (%s); it is unchanged" % (self.name, self.plan["reason"]), exc)
         try:
-            return self.client.post("tools", json=body)["data"]
+            return self.client.put("tools", self.name, json=body, ok=(200, 201),
+                                   timeout=self.long_timeout() + (self.params["settle"] or 3))["data"]
         except DtmaError as exc:
-            gone = " The old container was already removed." if action == "recreate" else ""
-            self.fail("could not deploy the tool %s.%s The agent said" % (self.name, gone), exc)
+            self.fail("could not %s the tool %s (%s). The agent said" % (action, self.name, self.plan["reason"]), exc)
         return None
 
     def run_action(self, action, past, tool):
@@ -323,7 +334,7 @@ class ToolManager(object):
                                       % self.name, actions=[])
         else:
             tool = existing
-        fresh = bool(self.actions)  # created or recreated just now: it runs
+        fresh = any(a in ("created", "recreated", "started") for a in self.actions)  # just now: it runs
         run_state = "running" if fresh else (tool or {}).get("state")
         if state == "started" and run_state not in RUNNING:
             tool = self.run_action("start", "started", tool)
@@ -368,9 +379,12 @@ def main():
         env=dict(type="dict", no_log=True),
         state=dict(type="str", default="started", choices=["present", "started", "stopped", "restarted", "absent"]),
         stop_timeout=dict(type="int", default=10),
+        settle=dict(type="float"),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
                            required_by={"config": "image", "env": "image"})
+    if module.params["settle"] is not None and not 0 <= module.params["settle"] <= 60:
+        module.fail_json(msg="settle must be between 0 and 60 seconds, got %s" % module.params["settle"])
     manager = ToolManager(module)
     if module.params["state"] == "absent":
         manager.absent()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import subprocess
 import secrets
 from datetime import datetime, timedelta, timezone
 
@@ -170,3 +171,37 @@ def test_agent_started_while_docker_is_down_recovers(make_agent, docker_proxy):
         docker_proxy.start()
     assert requests.get(a.url + "/health", timeout=10).status_code == 200
     assert a.get("/tools/status").status_code == 200
+
+
+def test_full_audit_disk_keeps_the_agent_serving_and_health_says_so(make_agent, tmp_path):
+    """The audit log's disk full (a 64 KiB tmpfs, filled): every exec is still answered, /health stays 200 but says
+    degraded with the error, the agent's log says why once, and the file recovers when space is back."""
+    log_dir = tmp_path / "audit"
+    log_dir.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(log_dir)], check=True)
+    try:
+        agent = make_agent(env={"DTMA_LOG_DIR": str(log_dir)})
+        body = requests.get(agent.url + "/health", timeout=5).json()
+        assert body["status"] == "ok" and body["audit_log"]["writable"] is True, body
+        assert body["audit_log"]["path"] == str(log_dir / "audit.log")
+        fill = log_dir / "fill"
+        subprocess.run(["dd", "if=/dev/zero", f"of={fill}", "bs=4k"], capture_output=True, check=False)
+        for _ in range(5):
+            r = agent.post("/ssh/execute", json={"command": "echo still-serving", "timeout": 10000})
+            assert r.status_code == 200 and r.json()["stdout"] == "still-serving\n", r.text
+        r = requests.get(agent.url + "/health", timeout=5)
+        body = r.json()
+        assert r.status_code == 200 and body["status"] == "degraded" and body["docker"] is True, body
+        assert body["audit_log"]["writable"] is False and "No space left on device" in body["audit_log"]["error"], body
+        assert body["audit_log"]["since"], body
+        log = agent.log()
+        assert log.count("cannot be written") == 1, log[-3000:]  # once per outage, not per line
+        assert "No space left on device" in log
+        fill.unlink()
+        assert agent.post("/ssh/execute", json={"command": "true", "timeout": 10000}).status_code == 200
+        body = requests.get(agent.url + "/health", timeout=5).json()
+        assert body["status"] == "ok" and body["audit_log"] == {**body["audit_log"], "writable": True, "error": None}, body
+        assert "is writable again" in agent.log()
+        assert '"command":"true"' in (log_dir / "audit.log").read_text()
+    finally:
+        subprocess.run(["umount", "-l", str(log_dir)], check=False)

@@ -65,10 +65,11 @@ def test_validate_unchanged_then_recreate_after_a_changed_override(agent, docker
     assert listed[0]["State"] == "running"
     assert listed[0]["Labels"]["agentopia.config_hash"] == deployed["config_hash"]
 
-    # the state is reported as it is; a stopped tool with the same config is still "unchanged"
+    # a stopped tool with the same config: PUT /tools/{name} would start it, and the plan says so
     assert agent.post(f"/tools/{n}/stop", params={"timeout": 0}).status_code == 200
     plan = plan_of(agent, body(n))
-    assert plan["action"] == "unchanged" and plan["state"] == "exited", plan
+    assert plan["action"] == "start" and plan["state"] == "exited", plan
+    assert plan["reason"] == "container is exited (exit code 143)", plan
 
 
 def test_validate_sees_an_image_change(agent, docker_api, cleanup, name):

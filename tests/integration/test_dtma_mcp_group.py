@@ -8,7 +8,7 @@ import uuid
 
 import docker.errors
 
-from dtma_testing import BUSYBOX, MCP_IMAGE, free_port
+from dtma_testing import BUSYBOX, MCP_IMAGE, free_port, wait_until
 
 MODULE = "agentopia.dtma.dtma_mcp_group"
 SLEEP = {"Cmd": ["sleep", "3600"]}
@@ -133,7 +133,7 @@ def test_wait_reaches_healthy_with_the_mcp_probe(agent, ansible_run, name, group
     assert time.monotonic() - started < 90
 
 
-def test_wait_with_a_wrong_endpoint_path_fails_after_wait_timeout(agent, ansible_run, name, groups):
+def test_wait_with_a_wrong_endpoint_path_fails_after_wait_timeout(agent, ansible_run, name, groups, docker_api):
     gid, server = name("grp"), name("mcp")
     groups.append(gid)
     spec = {"name": server, "image": MCP_IMAGE, "endpoint_path": "/wrong", "ports": {"8080": ""}}
@@ -141,11 +141,13 @@ def test_wait_with_a_wrong_endpoint_path_fails_after_wait_timeout(agent, ansible
     r = ansible_run([group(gid, [spec], wait=True, wait_timeout=5)], agent=agent)
     elapsed = time.monotonic() - started
     assert r[0]["failed"] is True, r[0]
-    assert r[0]["changed"] is True  # the server was deployed; it is the wait that failed
-    assert f"group {gid} was not healthy within 5s" in r[0]["msg"]
-    assert f"{server}: MCP probe failed" in r[0]["msg"], r[0]["msg"]
-    assert r[0]["collective_status"] in ("failed", "degraded")
-    assert r[0]["health"][0]["health"]["status"] == "unhealthy"
+    # with wait, answering MCP is part of being deployed: the agent removed the server that did not, so nothing changed
+    assert r[0]["changed"] is False, r[0]
+    assert f"group {gid}: not every server could be deployed: {server}: the MCP probe of http://" in r[0]["msg"], r[0]["msg"]
+    assert "/wrong failed: HTTP 404" in r[0]["msg"], r[0]["msg"]
+    failed = r[0]["servers"][0]
+    assert failed["outcome"] == "failed" and failed["error"] == "not ready" and failed["state"] == "running", failed
+    assert not docker_api.containers(all=True, filters={"name": server}), "the server that was not ready was left behind"
     assert elapsed < 40
 
 
@@ -250,3 +252,43 @@ def test_nobody_listening_fails_clearly(ansible_run, name):
     url = f"http://127.0.0.1:{free_port()}"
     r = ansible_run([group(name("grp"), [busybox(name("a"))])], defaults={"url": url, "token": "x" * 48})
     assert r[0]["failed"] is True and "could not reach the DTMA agent" in r[0]["msg"] and url in r[0]["msg"]
+
+
+def test_crash_looping_server_is_a_change_and_the_apply_names_exit_code_and_logs(agent, ansible_run, name, groups,
+                                                                                docker_api):
+    """Issue 11's new-user case at the module: a server that crash-loops is never "ok". Check mode reports the change
+    it would make; the apply fails naming the server, its exit code and its last log lines; the good server of the
+    same group is deployed and a converged re-run in check mode reports no change for it."""
+    gid, good, bad = name("grp"), name("good"), name("bad")
+    groups.append(gid)
+    crash = busybox(bad, config_override={"Cmd": ["sh", "-c", "echo boom-$HOSTNAME; echo second line >&2; exit 3"]})
+    task = group(gid, [busybox(good), crash], settle=1)
+    r = ansible_run([checked(task), task, checked(task)], agent=agent)
+    assert r[0]["changed"] is True and by_name(r[0]["plan"])[bad]["action"] == "create", r[0]
+    applied = r[1]
+    assert applied["failed"] is True, applied
+    assert f"{bad}: the container did not stay up for the 1s settle window" in applied["msg"], applied["msg"]
+    assert "exit code 3" in applied["msg"] and "boom-" in applied["msg"] and "second line" in applied["msg"], applied["msg"]
+    outcome = by_name(applied["servers"])
+    assert outcome[good]["outcome"] == "created", outcome
+    assert outcome[bad]["outcome"] == "failed" and outcome[bad]["exit_code"] == 3, outcome[bad]
+    assert any(line.startswith("boom-") for line in outcome[bad]["logs"]), outcome[bad]
+    assert applied["changed"] is True  # the good server was created
+    assert container(docker_api, bad) is None, "the server that was not ready was left behind"
+    # check mode right after: the failing server is still a change, the good one is unchanged
+    assert r[2]["changed"] is True, r[2]
+    assert {s["name"]: s["action"] for s in r[2]["plan"]} == {good: "unchanged", bad: "create"}, r[2]["plan"]
+
+    # the fixed spec converges, and then check mode reports nothing to do
+    fixed = group(gid, [busybox(good), busybox(bad)], settle=1)
+    r = ansible_run([fixed, checked(fixed)], agent=agent)
+    assert r[0]["failed"] is False and by_name(r[0]["servers"])[bad]["outcome"] == "created", r[0]
+    assert r[1]["changed"] is False, r[1]
+
+    # a server Docker restarted within the last 10 s (its restart back-off has not settled) is not "unchanged"
+    # its process dies as in a crash (a `docker kill` counts as a manual stop, which Docker does not restart)
+    docker_api.exec_start(docker_api.exec_create(bad, ["sh", "-c", "kill -KILL $(pidof sleep)"]))
+    assert wait_until(lambda: docker_api.inspect_container(bad)["RestartCount"] == 1, 10), "Docker did not restart it"
+    r = ansible_run([checked(fixed)], agent=agent)
+    plan = by_name(r[0]["plan"])[bad]
+    assert r[0]["changed"] is True and plan["action"] == "recreate" and "crash-looping" in plan["reason"], plan

@@ -215,3 +215,23 @@ def test_agent_down_fails_clearly(make_agent, ansible_run, name):
     assert "did not answer" in r[0]["msg"] and down.url in r[0]["msg"], r[0]["msg"]
     assert "Traceback" not in r.output
     assert down.token not in r.output
+
+
+def test_failed_recreate_keeps_the_old_tool_running(agent, ansible_run, docker_api, cleanup, name):
+    """A recreate whose new container does not stay up: the task fails with the exit code and log lines, and the
+    previous container (same id) runs again under its name; nothing kept aside is left."""
+    n = name("tool")
+    cleanup.append(n)
+    r = ansible_run([{MOD: spec(n, settle=0.5)}], agent=agent)
+    assert r[0]["failed"] is False, r
+    old_id = r[0]["tool"]["container_id"]
+    broken = spec(n, settle=1, config={"Cmd": ["sh", "-c", "echo cannot-start; exit 7"]})
+    r = ansible_run([{MOD: broken}, {MOD: broken, "check_mode": True}], agent=agent)
+    assert r[0]["failed"] is True, r[0]
+    assert "could not recreate the tool" in r[0]["msg"] and "exit code 7" in r[0]["msg"], r[0]["msg"]
+    assert "cannot-start" in r[0]["msg"] and "the previous container was restored" in r[0]["msg"], r[0]["msg"]
+    now = inspect(docker_api, n)
+    assert now["Id"] == old_id and now["State"]["Running"], now["State"]
+    assert not docker_api.containers(all=True, filters={"name": f"{n}-dtma-old-"}), "a kept-aside container was left"
+    # the plan still says recreate: the module does not pretend the broken spec is in place
+    assert r[1]["changed"] is True and r[1]["plan"]["action"] == "recreate", r[1]

@@ -13,11 +13,12 @@ from fastapi import FastAPI
 
 from . import __version__, audit
 from .auth import BearerAuth, BodyLimit
-from .docker_state import DockerGateway
+from .docker_service import DockerService
 from .errors import install_handlers
 from .groups import RestartLimiter
 from .executor import Executor
 from .heartbeat import Heartbeat
+from .reconcile import Readiness
 from .policy import PolicyContext, default_policy, load_policy
 from .routes import diagnostics, exec as exec_route, health, lifecycle, mcp, status, tools
 from .settings import Settings
@@ -57,12 +58,12 @@ def docker_upstream() -> str | None:
     return host[len("unix://"):] if host.startswith("unix://") else None
 
 
-def create_app(settings: Settings, gateway: DockerGateway | None = None) -> FastAPI:
+def create_app(settings: Settings, docker_service: DockerService | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         beat = None
         if settings.heartbeat_enabled:
-            beat = Heartbeat(settings.api_base_url, settings.tokens["agent"], app.state.gateway, settings.heartbeat_interval)
+            beat = Heartbeat(settings.api_base_url, settings.tokens["agent"], app.state.docker, settings.heartbeat_interval)
             beat.start()
         yield
         if beat:
@@ -70,7 +71,7 @@ def create_app(settings: Settings, gateway: DockerGateway | None = None) -> Fast
 
     app = FastAPI(title="DTMA agent", version=__version__, lifespan=lifespan,
                   description="Droplet Tool Management Agent: MCP-server containers through the Docker Engine API.")
-    app.state.gateway = gateway or DockerGateway()
+    app.state.docker = docker_service or DockerService(readiness=Readiness(settings.settle_s))
     app.state.boot_id = uuid.uuid4().hex
     app.state.started_monotonic = time.monotonic()
     exec_state(settings, app.state)

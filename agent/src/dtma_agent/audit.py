@@ -10,6 +10,7 @@ import json
 import logging
 import logging.handlers
 import os
+import sys
 from pathlib import Path
 
 from .errors import timestamp
@@ -22,14 +23,62 @@ RECENT.setFormatter(logging.Formatter("%(message)s"))
 log.addHandler(RECENT)
 
 
+class AuditFile(logging.handlers.RotatingFileHandler):
+    """The audit file, which remembers whether its last write worked: a full or unwritable disk must not stop the
+    agent (the journal still gets every line), but /health says so and the journal says why, once per outage."""
+
+    def __init__(self, path: Path, max_bytes: int, backups: int):
+        super().__init__(path, maxBytes=max_bytes, backupCount=backups, encoding="utf-8")
+        self.error: str | None = None
+        self.since: str | None = None
+        self._failed = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self._failed = False
+        super().emit(record)  # a failure (open, write or flush: ENOSPC shows at the flush) calls handleError
+        if not self._failed and self.error:
+            logging.getLogger("dtma.api").warning("audit log %s is writable again", self.baseFilename)
+            self.error = self.since = None
+
+    def handleError(self, record) -> None:  # noqa: N802 - logging's name
+        self._failed = True
+        exc = sys.exc_info()[1]
+        if self.error is None:
+            self.since = timestamp()
+            logging.getLogger("dtma.api").error("audit log %s cannot be written: %s; audit lines still go to the "
+                                                "journal", self.baseFilename, exc)
+        self.error = str(exc) if exc else "write failed"
+        if self.stream:  # drop what the failed write left buffered, so the next line is tried afresh
+            try:
+                self.stream.close()
+            except OSError:
+                pass
+            self.stream = None
+
+    def state(self) -> dict:
+        return {"path": self.baseFilename, "writable": self.error is None, "error": self.error, "since": self.since}
+
+
+FILE: AuditFile | None = None
+
+
 def open_file(log_dir: Path, max_bytes: int = 10 * 1024 * 1024, backups: int = 5) -> Path:
+    global FILE  # pylint: disable=global-statement  # one audit file per process, like the logger itself
     log_dir.mkdir(parents=True, exist_ok=True)
     path = log_dir / "audit.log"
-    handler = logging.handlers.RotatingFileHandler(path, maxBytes=max_bytes, backupCount=backups, encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    log.addHandler(handler)
+    if FILE is not None:
+        log.removeHandler(FILE)
+        FILE.close()
+    FILE = AuditFile(path, max_bytes, backups)
+    FILE.setFormatter(logging.Formatter("%(message)s"))
+    log.addHandler(FILE)
     os.chmod(path, 0o640)
     return path
+
+
+def file_state() -> dict | None:
+    """The audit file's state for /health; None when the agent keeps no audit file."""
+    return FILE.state() if FILE is not None else None
 
 
 def redact(text: str, secrets: list[str]) -> str:

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import hmac
 
-from starlette.responses import JSONResponse
 
-from .errors import error_body
+from .errors import error_response
 
 PUBLIC_PATHS = frozenset({"/health"})
 
@@ -43,7 +42,7 @@ class BearerAuth:
         header = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"authorization"), "")
         token_id, error, message = token_id_for(header, self.tokens)
         if token_id is None:
-            response = JSONResponse(error_body(error, message), status_code=401, headers={"WWW-Authenticate": "Bearer"})
+            response = error_response(401, error, message, {"WWW-Authenticate": "Bearer"})
             return await response(scope, receive, send)
         scope.setdefault("state", {})["token_id"] = token_id  # request.state.token_id in the routes
         return await self.app(scope, receive, send)
@@ -61,8 +60,8 @@ class BodyLimit:
         self.app, self.limit = app, limit
 
     async def _too_large(self, scope, receive, send):
-        response = JSONResponse(error_body("request too large", f"the request body exceeds {self.limit} bytes"),
-                                status_code=413, headers={"Connection": "close"})
+        response = error_response(413, "request too large", f"the request body exceeds {self.limit} bytes",
+                                  {"Connection": "close"})
         await response(scope, receive, send)
 
     async def __call__(self, scope, receive, send):

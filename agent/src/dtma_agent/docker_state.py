@@ -1,18 +1,13 @@
-"""Docker is the only state: label names, the config hash, and reading managed containers back from the engine."""
+"""Docker is the only state: label names, the config hash, ownership, and reading managed containers back from the engine."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import re
-import threading
 from datetime import datetime, timezone
 
-import docker
 import docker.errors
-import requests.exceptions
-
-from .errors import DockerUnavailable
 
 # Every container the agent manages carries these labels; state after a restart is read back from them.
 MANAGED_BY = "agentopia.managed_by"
@@ -35,6 +30,23 @@ def config_hash(create_config: dict) -> str:
     labels = {k: v for k, v in create_config.get("Labels", {}).items() if k != CONFIG_HASH}
     canonical = json.dumps({**create_config, "Labels": labels}, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def is_ours(labels: dict, kind: str, group: str | None = None) -> bool:
+    """A container this agent manages as `kind` (and, for MCP servers, of `group`)."""
+    return (labels.get(MANAGED_BY) == MANAGED_VALUE and labels.get(KIND) == kind
+            and (group is None or labels.get(GROUP) == group))
+
+
+def owner_of(labels: dict) -> str:
+    """Who holds a container, for the message of a name conflict."""
+    if labels.get(MANAGED_BY) != MANAGED_VALUE:
+        return "a container the agent does not manage"
+    if labels.get(GROUP):
+        return f"an MCP server of group {labels[GROUP]}"
+    if labels.get(KIND) == KIND_TOOL:
+        return "a tool instance of this agent"
+    return f"a managed container of kind {labels.get(KIND)!r}"
 
 
 def label_filters(kind: str | None = None, group: str | None = None, name: str | None = None) -> dict:
@@ -115,45 +127,3 @@ def inspect_by_name(api, name: str) -> dict | None:
         if "multiple ids found" in str(exc.explanation or "").lower():
             return None
         raise
-
-
-class DockerGateway:
-    """The low-level Docker API client, created lazily so the agent starts (and says so) while Docker is down."""
-
-    def __init__(self, timeout: int = 60):
-        self._timeout = timeout
-        self._client: docker.APIClient | None = None
-        self._lock = threading.Lock()
-
-    @property
-    def api(self) -> docker.APIClient:
-        if self._client is None:
-            with self._lock:
-                if self._client is None:
-                    try:
-                        self._client = docker.APIClient(version="auto", timeout=self._timeout, max_pool_size=32,
-                                                        **docker.utils.kwargs_from_env())
-                    except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
-                        raise DockerUnavailable(f"cannot reach the Docker engine: {exc}") from None
-        return self._client
-
-    def ping(self) -> bool:
-        try:
-            return bool(self.api.ping())
-        except (DockerUnavailable, docker.errors.DockerException, requests.exceptions.RequestException):
-            return False
-
-    def managed(self, kind: str | None = None, group: str | None = None, name: str | None = None) -> list[dict]:
-        """Managed containers (running or not) in one list call."""
-        return [container_view(c) for c in self.api.containers(all=True, filters=label_filters(kind, group, name))]
-
-    def find(self, name: str, kind: str | None = None) -> dict | None:
-        """One managed container by exact name: a single inspect call (a list filter is a regex and slower)."""
-        details = inspect_by_name(self.api, name)
-        if details is None:
-            return None
-        labels = details["Config"].get("Labels") or {}
-        # inspect also answers to an id prefix; only the exact name counts
-        if details["Name"] != f"/{name}" or labels.get(MANAGED_BY) != MANAGED_VALUE or (kind and labels.get(KIND) != kind):
-            return None
-        return container_view(summary_of(details))

@@ -40,6 +40,11 @@ def error_body(error: str, message: str, **extra) -> dict:
     return {"success": False, "error": error, "message": message, **extra, "timestamp": timestamp()}
 
 
+def error_response(status_code: int, error: str, message: str, headers: dict | None = None, **extra) -> JSONResponse:
+    """Every error the agent answers, in one shape; `extra` fields (data, fields, per-server outcomes) are added."""
+    return JSONResponse(error_body(error, message, **extra), status_code=status_code, headers=headers)
+
+
 def _field(loc) -> str:
     # drop the "body"/"query"/"path" prefix; the rest names the field as the caller sent it
     if len(loc) == 2 and loc[0] == "body" and isinstance(loc[1], int):
@@ -54,38 +59,38 @@ def install_handlers(app: FastAPI) -> None:
         headers = dict(exc.headers or {})
         if exc.status == 401:
             headers.setdefault("WWW-Authenticate", "Bearer")
-        return JSONResponse(error_body(exc.error, exc.message, **exc.extra), status_code=exc.status, headers=headers)
+        return error_response(exc.status, exc.error, exc.message, headers, **exc.extra)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError):
         fields = [{"field": _field(e.get("loc", ())), "message": e.get("msg", "invalid")} for e in exc.errors()]
         message = "; ".join(f"{f['field'] or 'body'}: {f['message']}" for f in fields)
-        return JSONResponse(error_body("invalid request", message, fields=fields), status_code=422)
+        return error_response(422, "invalid request", message, fields=fields)
 
     @app.exception_handler(HTTPException)
     async def _http(request: Request, exc: HTTPException):
         # Starlette's own errors (unknown route 404, 405, an unparseable body) in the same shape as ours
         error = {404: "not found", 405: "method not allowed"}.get(exc.status_code, "invalid request")
-        return JSONResponse(error_body(error, str(exc.detail)), status_code=exc.status_code, headers=exc.headers)
+        return error_response(exc.status_code, error, str(exc.detail), exc.headers)
 
     @app.exception_handler(DockerUnavailable)
     async def _docker_down(request: Request, exc: DockerUnavailable):
-        return JSONResponse(error_body("docker unavailable", str(exc)), status_code=503)
+        return error_response(503, "docker unavailable", str(exc))
 
     @app.exception_handler(docker.errors.NotFound)
     async def _docker_not_found(request: Request, exc: docker.errors.NotFound):
-        return JSONResponse(error_body("not found", str(exc.explanation or exc)), status_code=404)
+        return error_response(404, "not found", str(exc.explanation or exc))
 
     @app.exception_handler(docker.errors.APIError)
     async def _docker_api(request: Request, exc: docker.errors.APIError):
         log.warning("docker API error: %s", exc)
-        return JSONResponse(error_body("docker error", str(exc.explanation or exc)), status_code=502)
+        return error_response(502, "docker error", str(exc.explanation or exc))
 
     @app.exception_handler(requests.exceptions.ConnectionError)
     async def _docker_conn(request: Request, exc: Exception):
-        return JSONResponse(error_body("docker unavailable", f"cannot reach the Docker engine: {exc}"), status_code=503)
+        return error_response(503, "docker unavailable", f"cannot reach the Docker engine: {exc}")
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception):
         log.exception("unhandled error")
-        return JSONResponse(error_body("internal error", f"{type(exc).__name__}; details are in the agent log"), status_code=500)
+        return error_response(500, "internal error", f"{type(exc).__name__}; details are in the agent log")

@@ -8,19 +8,19 @@ import threading
 import requests
 
 from . import __version__
-from .docker_state import DockerGateway
+from .docker_service import DOCKER_FAILURES, DockerService
 from .metrics import system_metrics
 
 log = logging.getLogger("dtma.heartbeat")
 
 
-def payload(gateway: DockerGateway) -> dict:
+def payload(docker: DockerService) -> dict:
     try:
         tools = [{"account_tool_instance_id": c["account_tool_instance_id"], "instance_name_on_toolbox": c["name"],
                   "container_id": c["container_id"], "kind": c["kind"], "state": c["state"], "status": c["status"]}
-                 for c in gateway.managed()]
+                 for c in docker.managed()]
         docker_ok = True
-    except Exception as exc:  # a heartbeat still goes out when Docker is down, and says so
+    except DOCKER_FAILURES as exc:  # a heartbeat still goes out when Docker is down, and says so
         log.warning("heartbeat: cannot list containers: %s", exc)
         tools, docker_ok = [], False
     return {"dtma_version": __version__, "system_status": {**system_metrics(), "docker": docker_ok},
@@ -28,14 +28,14 @@ def payload(gateway: DockerGateway) -> dict:
 
 
 class Heartbeat(threading.Thread):
-    def __init__(self, base_url: str, token: str, gateway: DockerGateway, interval: float):
+    def __init__(self, base_url: str, token: str, docker: DockerService, interval: float):
         super().__init__(name="dtma-heartbeat", daemon=True)
-        self.url, self._token, self.gateway, self.interval = f"{base_url}/heartbeat", token, gateway, interval
+        self.url, self._token, self.docker, self.interval = f"{base_url}/heartbeat", token, docker, interval
         self.stopped = threading.Event()
 
     def send(self) -> bool:
         try:
-            response = requests.post(self.url, json=payload(self.gateway), timeout=min(10.0, self.interval),
+            response = requests.post(self.url, json=payload(self.docker), timeout=min(10.0, self.interval),
                                      headers={"Authorization": f"Bearer {self._token}"})
             if response.status_code >= 400:
                 log.warning("heartbeat to %s answered HTTP %s", self.url, response.status_code)

@@ -7,7 +7,8 @@ import json
 from typing import Any, Literal, Optional, Union
 
 from docker.utils import parse_bytes
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, ValidationInfo, field_validator, model_validator
+from pydantic import (BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, ValidationInfo, field_validator,
+                      model_validator)
 
 from .create_config import MIN_HOST_PORT, check_shape
 
@@ -168,11 +169,19 @@ def _resources(value: Any) -> dict:
     return out
 
 
+# How long a new or started container must run without a restart to count as deployed; the agent's
+# DTMA_SETTLE_S when not given.
+Seconds = Union[StrictInt, StrictFloat]
+SETTLE_FIELD = Field(default=None, ge=0, le=60, description="seconds a started container must stay up without a "
+                     "restart to count as deployed (default: the agent's DTMA_SETTLE_S)")
+
+
 class ToolCreate(_Body):
     dockerImageUrl: str = Field(min_length=1, max_length=512, pattern=IMAGE_PATTERN)
     instanceNameOnToolbox: str = Field(pattern=NAME_PATTERN)
     accountToolInstanceId: str = Field(min_length=1, max_length=256)
     baseConfigOverrideJson: Optional[dict] = None
+    settleSeconds: Optional[Seconds] = SETTLE_FIELD
 
     @field_validator("dockerImageUrl", "accountToolInstanceId")
     @classmethod
@@ -256,6 +265,11 @@ class GroupOptions(_Body):
     maxConcurrentDeployments: StrictInt = Field(default=3, ge=1, le=32)
     dependencyOrder: list[Union[str, list[str]]] = Field(default_factory=list, max_length=100)
     sharedNetworking: StrictBool = False
+    settleSeconds: Optional[Seconds] = SETTLE_FIELD
+    readyTimeoutSeconds: Optional[Seconds] = Field(
+        default=None, gt=0, le=600, description="when given, an HTTP server (streamable-http, sse) with a known port "
+        "must also answer MCP initialize and tools/list within these seconds after the settle window to count as "
+        "deployed")
 
 
 class GroupDeploy(_Body):

@@ -77,6 +77,8 @@ class Settings:
     sandbox_user: str = "dtma-exec"
     journal_units: tuple = ("dtma", "dtma-sandbox", "docker", "containerd", "ssh", "sshd")
     runtime_dir: Path = Path("/run/dtma")
+    # a started container counts as deployed after running this long without a restart
+    settle_s: float = 3.0
 
     @property
     def heartbeat_enabled(self) -> bool:
@@ -112,6 +114,12 @@ class Settings:
         if interval <= 0:
             raise SettingsError("DTMA_HEARTBEAT_INTERVAL must be positive")
 
+        def bounded(name: str, default: float, most: float) -> float:
+            value = number(name, default)
+            if not 0 <= value <= most:
+                raise SettingsError(f"{name} must be between 0 and {most:g} seconds, got {value:g}")
+            return value
+
         def path(name: str) -> Path | None:
             return Path(env[name]) if env.get(name) else None
 
@@ -143,4 +151,5 @@ class Settings:
             journal_units=tuple(u.strip() for u in env["DTMA_JOURNAL_UNITS"].split(",") if u.strip())
             if env.get("DTMA_JOURNAL_UNITS") else cls.journal_units,
             runtime_dir=path("DTMA_RUNTIME_DIR") or Path("/run/dtma"),
+            settle_s=bounded("DTMA_SETTLE_S", 3.0, 60),
         )

@@ -6,7 +6,7 @@ import re
 from datetime import datetime
 from typing import Annotated, Optional
 
-from fastapi import Query, Request
+from fastapi import Query
 from pydantic import BeforeValidator
 
 from ..errors import ApiError
@@ -54,16 +54,3 @@ def log_query(tail: Annotated[QueryInt, Query(ge=1, le=10000, description="numbe
         return tail, int(datetime.fromisoformat(since.replace("Z", "+00:00")).timestamp())
     except (ValueError, OverflowError, OSError):
         raise invalid from None
-
-
-def container_action(request: Request, view: dict, action: str, timeout: int) -> tuple[dict, bool]:
-    """Start, stop or restart one managed container; return its view afterwards and whether its state changed."""
-    gateway = request.app.state.gateway
-    if action == "start":
-        gateway.api.start(view["container_id"])
-    elif action == "stop":
-        gateway.api.stop(view["container_id"], timeout=timeout)
-    else:
-        gateway.api.restart(view["container_id"], timeout=timeout)
-    after = gateway.find(view["name"], kind=view["kind"]) or {**view, "state": "removed"}
-    return after, action == "restart" or after["state"] != view["state"]

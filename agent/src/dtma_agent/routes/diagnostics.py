@@ -6,32 +6,26 @@ from typing import Annotated
 
 import docker.errors
 import psutil
-import requests
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import JSONResponse
 
-from .. import audit, containers, metrics
+from .. import audit, metrics
 from .. import docker_state as ds
-from ..errors import DockerUnavailable, ok
+from ..docker_service import DOCKER_FAILURES
+from ..errors import error_response, ok
 from ..logbuffer import RING
 from .common import QueryInt
 
 router = APIRouter(prefix="/diagnostics", tags=["diagnostics"])
-_DOCKER_FAILURES = (DockerUnavailable, docker.errors.DockerException, requests.RequestException)
 
 
 @router.get("/docker", summary="Docker version, info counts and containers")
 def docker_diagnostics(request: Request):
     try:
-        api = request.app.state.gateway.api
-        version, info = api.version(), api.info()
-        listed = api.containers(all=True)
-    except _DOCKER_FAILURES as exc:
+        version, info, listed = request.app.state.docker.engine()
+    except DOCKER_FAILURES as exc:
         diagnostics = {"docker_version": None, "docker_info_success": False, "docker_info": {}, "containers": [],
                        "error": str(exc)}
-        body = ok(diagnostics=diagnostics)
-        body.update(success=False, error="docker unavailable", message=str(exc))
-        return JSONResponse(body, status_code=503)
+        return error_response(503, "docker unavailable", str(exc), diagnostics=diagnostics)
     keys = ("ServerVersion", "Containers", "ContainersRunning", "ContainersPaused", "ContainersStopped", "Images",
             "Driver", "CgroupVersion", "OperatingSystem", "KernelVersion", "NCPU", "MemTotal")
     views = []
@@ -88,18 +82,18 @@ def service_journal(unit: str, lines: int) -> dict:
 def log_diagnostics(request: Request,
                     lines: Annotated[QueryInt, Query(ge=1, le=10000, description="lines per source")] = 100):
     mcp: dict = {}
+    svc = request.app.state.docker
     try:
-        api = request.app.state.gateway.api
-        for server in request.app.state.gateway.managed(kind=ds.KIND_MCP):
+        for server in svc.managed(kind=ds.KIND_MCP):
             try:
-                mcp[server["name"]] = containers.read_logs(api, server["container_id"], lines)
+                mcp[server["name"]] = svc.logs(server, lines)
             except docker.errors.NotFound:
                 continue  # removed since it was listed
             except docker.errors.APIError as exc:
                 # e.g. 409 while it is being removed, or a log driver that cannot be read: that container's
                 # failure, not "docker unavailable" for all of them
                 mcp[server["name"]] = {"error": str(exc.explanation or exc)}
-    except _DOCKER_FAILURES as exc:
+    except DOCKER_FAILURES as exc:
         mcp = {"error": f"docker unavailable: {exc}"}
     return ok(logs={"dtma_service": service_journal(request.app.state.settings.service_unit, lines),
                     "mcp_containers": mcp, "application_logs": RING.tail(lines),

@@ -5,36 +5,36 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
-from .. import containers, groups
+from .. import groups
 from .. import docker_state as ds
-from ..errors import ApiError, ok, timestamp
+from ..errors import ApiError, error_response, ok
 from ..schemas import RESOURCE_TEMPLATES, GroupDeploy
-from .common import QueryBool, QueryFloat, QueryInt, container_action, log_query
+from .common import QueryBool, QueryFloat, QueryInt, log_query
 
 router = APIRouter(prefix="/mcp", tags=["mcp"])
 
 
 def _server(request: Request, name: str) -> dict:
-    found = request.app.state.gateway.find(name, kind=ds.KIND_MCP)
+    found = request.app.state.docker.find(name, kind=ds.KIND_MCP)
     if not found:
         raise ApiError(404, "server not found", f"no MCP server named {name!r} is managed by this agent")
     return found
 
 
-@router.post("/groups", status_code=201, summary="Converge an MCP group to this payload")
+@router.post("/groups", status_code=201, summary="Converge an MCP group to this payload; 201 only when every server "
+             "is ready (running through the settle window and, over HTTP, answering MCP)")
 def deploy_group(body: GroupDeploy, request: Request):
-    result = groups.converge(request.app.state.gateway.api, body)
+    result = groups.converge(request.app.state.docker, body)
     failures = [s for s in result["servers"] if s["outcome"] == "failed"]
     if not failures:
-        return JSONResponse(ok(message=f"group {body.groupId}: every server is running", data=result), status_code=201)
-    message = "; ".join(f"{f['name']}: {f.get('message', f.get('error'))}" for f in failures)
-    return JSONResponse({"success": False, "error": "deployment failed", "message": message, "data": result,
-                         "timestamp": timestamp()}, status_code=failures[0].get("status", 502))
+        return JSONResponse(ok(message=f"group {body.groupId}: every server is ready", data=result), status_code=201)
+    message = "; ".join(f"{f['name']}: {f.get('message') or f.get('error')}" for f in failures)
+    return error_response(failures[0].get("status", 502), "deployment failed", message, data=result)
 
 
-@router.post("/validate", summary="Validate a group payload and show the plan, without deploying")
+@router.post("/validate", summary="What POST /mcp/groups would do with this payload, per server; changes nothing")
 def validate_group(body: GroupDeploy, request: Request):
-    steps = groups.plan(request.app.state.gateway.api, body)
+    steps = groups.plan(request.app.state.docker, body)
     return ok(valid=True, data={"groupId": body.groupId, "plan": [s.view() for s in steps],
                                 "changes": sum(1 for s in steps if s.action != "unchanged")})
 
@@ -44,21 +44,21 @@ def delete_group(groupId: str, request: Request,
                  forceRemove: Annotated[QueryBool, Query(description="kill at once instead of a graceful stop")] = False,
                  gracefulTimeoutMs: Annotated[QueryInt, Query(ge=0, le=300000,
                                                               description="graceful stop time per container")] = 10000):
-    result = groups.remove_group(request.app.state.gateway.api, groupId, forceRemove, gracefulTimeoutMs)
+    result = groups.remove_group(request.app.state.docker, groupId, forceRemove, gracefulTimeoutMs)
     return ok(message=f"group {groupId} removed", data=result)
 
 
 @router.get("/status", summary="Every managed MCP server: group, state, ports, health")
 def mcp_status(request: Request,
                probe: Annotated[QueryBool, Query(description="also speak MCP to each HTTP server")] = False):
-    servers = groups.mcp_servers(request.app.state.gateway.api, do_probe=probe)
+    servers = groups.mcp_servers(request.app.state.docker, do_probe=probe)
     return ok(mcp_servers=servers, count=len(servers))
 
 
 @router.get("/health/{groupId}", summary="Container state and MCP probe of each server of a group")
 def group_health(groupId: str, request: Request,
                  retryFor: Annotated[QueryFloat, Query(ge=0, le=30, description="seconds to retry refused connections")] = 0.0):
-    servers = groups.mcp_servers(request.app.state.gateway.api, groupId, do_probe=True, retry_for=retryFor)
+    servers = groups.mcp_servers(request.app.state.docker, groupId, do_probe=True, retry_for=retryFor)
     if not servers:
         raise ApiError(404, "group not found", f"no containers are labelled with group {groupId!r}")
     status = groups.collective_status(servers)
@@ -69,14 +69,14 @@ def group_health(groupId: str, request: Request,
 def restart_server(name: str, request: Request, timeout: Annotated[QueryInt, Query(ge=0, le=600)] = 10):
     server = _server(request, name)
     request.app.state.restart_limiter.acquire(name)
-    request.app.state.gateway.api.restart(server["container_id"], timeout=timeout)
-    return ok(message=f"MCP server {name} restarted", data=_server(request, name))
+    after, _changed = request.app.state.docker.act(server, "restart", timeout)
+    return ok(message=f"MCP server {name} restarted", data=after)
 
 
 @router.post("/servers/{name}/{action}", summary="Start or stop one MCP server")
 def server_action(name: str, action: Literal["start", "stop"], request: Request,
                   timeout: Annotated[QueryInt, Query(ge=0, le=600, description="seconds to wait for a graceful stop")] = 10):
-    after, changed = container_action(request, _server(request, name), action, timeout)
+    after, changed = request.app.state.docker.act(_server(request, name), action, timeout)
     return ok(message=f"MCP server {name}: {action} done", changed=changed, data=after)
 
 
@@ -84,7 +84,7 @@ def server_action(name: str, action: Literal["start", "stop"], request: Request,
 def server_logs(name: str, request: Request, query: tuple = Depends(log_query)):
     tail, since = query
     server = _server(request, name)
-    lines = containers.read_logs(request.app.state.gateway.api, server["container_id"], tail, since)
+    lines = request.app.state.docker.logs(server, tail, since)
     return ok(data={"name": name, "group_id": server["group_id"], "lines": lines, "count": len(lines)})
 
 

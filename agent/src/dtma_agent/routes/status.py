@@ -1,12 +1,11 @@
 from __future__ import annotations
 
-import docker.errors
-import requests
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from .. import __version__
-from ..errors import DockerUnavailable, ok
+from ..docker_service import DOCKER_FAILURES
+from ..errors import error_response, ok
 from ..metrics import system_metrics
 
 router = APIRouter(tags=["status"])
@@ -16,18 +15,18 @@ router = APIRouter(tags=["status"])
 def status(request: Request):
     state = request.app.state
     settings = state.settings
-    body = ok(status="healthy", version=__version__, service="DTMA", boot_id=state.boot_id,
-              environment={"hasAuthToken": "agent" in settings.tokens, "hasApiKey": "backend" in settings.tokens,
-                           "hasApiBaseUrl": bool(settings.api_base_url), "port": settings.port},
-              tool_instances=[], system_metrics=system_metrics())
+    facts = dict(version=__version__, service="DTMA", boot_id=state.boot_id,
+                 environment={"hasAuthToken": "agent" in settings.tokens, "hasApiKey": "backend" in settings.tokens,
+                              "hasApiBaseUrl": bool(settings.api_base_url), "port": settings.port},
+                 system_metrics=system_metrics())
     try:
-        body["tool_instances"] = state.gateway.managed()
-        body["docker"] = True
-    except (DockerUnavailable, docker.errors.DockerException, requests.RequestException) as exc:
+        managed = state.docker.managed()
+    except DOCKER_FAILURES as exc:
         # metrics are still worth returning; the status code says Docker is not reachable
-        body.update(success=False, status="degraded", docker=False, error="docker unavailable", message=str(exc))
-        return JSONResponse(body, status_code=503)
-    return JSONResponse(body)  # already JSON-ready: skips FastAPI's slower generic encoder on the hot path
+        return error_response(503, "docker unavailable", str(exc), status="degraded", docker=False, tool_instances=[],
+                              **facts)
+    # already JSON-ready: a JSONResponse skips FastAPI's slower generic encoder on the hot path
+    return JSONResponse(ok(status="healthy", **facts, tool_instances=managed, docker=True))
 
 
 @router.get("/system", summary="System metrics")

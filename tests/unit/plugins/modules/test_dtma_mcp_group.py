@@ -16,7 +16,7 @@ from ansible_collections.agentopia.dtma.plugins.modules import dtma_mcp_group as
 def params(**overrides):
     base = {"name": "g1", "state": "present", "servers": [], "max_concurrent": 3, "dependency_order": [],
             "shared_networking": False, "wait": False, "wait_timeout": 60, "force_remove": False,
-            "graceful_timeout": 10, "timeout": 30}
+            "graceful_timeout": 10, "timeout": 30, "settle": None}
     base.update(overrides)
     return base
 
