@@ -186,9 +186,9 @@ def test_full_audit_disk_keeps_the_agent_serving_and_health_says_so(make_agent, 
         assert body["audit_log"]["path"] == str(log_dir / "audit.log")
         fill = log_dir / "fill"
         subprocess.run(["dd", "if=/dev/zero", f"of={fill}", "bs=4k"], capture_output=True, check=False)
-        for _ in range(5):
-            r = agent.post("/ssh/execute", json={"command": "echo still-serving", "timeout": 10000})
-            assert r.status_code == 200 and r.json()["stdout"] == "still-serving\n", r.text
+        for attempt in range(5):
+            r = agent.post("/ssh/execute", json={"command": f"echo still-serving-{attempt}", "timeout": 10000})
+            assert r.status_code == 200 and r.json()["stdout"] == f"still-serving-{attempt}\n", r.text
         r = requests.get(agent.url + "/health", timeout=5)
         body = r.json()
         assert r.status_code == 200 and body["status"] == "degraded" and body["docker"] is True, body

@@ -254,8 +254,8 @@ def test_nobody_listening_fails_clearly(ansible_run, name):
     assert r[0]["failed"] is True and "could not reach the DTMA agent" in r[0]["msg"] and url in r[0]["msg"]
 
 
-def test_crash_looping_server_is_a_change_and_the_apply_names_exit_code_and_logs(agent, ansible_run, name, groups,
-                                                                                docker_api):
+def test_crash_looping_server_is_a_change_and_the_apply_names_exit_code_and_logs(
+        agent, ansible_run, name, groups, docker_api):
     """Issue 11's new-user case at the module: a server that crash-loops is never "ok". Check mode reports the change
     it would make; the apply fails naming the server, its exit code and its last log lines; the good server of the
     same group is deployed and a converged re-run in check mode reports no change for it."""

@@ -41,7 +41,8 @@ def error_body(error: str, message: str, **extra) -> dict:
 
 
 def error_response(status_code: int, error: str, message: str, headers: dict | None = None, **extra) -> JSONResponse:
-    """Every error the agent answers, in one shape; `extra` fields (data, fields, per-server outcomes) are added."""
+    """Every error the agent answers, in one shape; `extra` fields (data, fields, per-server outcomes, a `status`)
+    are added."""
     return JSONResponse(error_body(error, message, **extra), status_code=status_code, headers=headers)
 
 

@@ -84,8 +84,24 @@ def observe(api, view: dict, parked: bool = False) -> Observed | None:
         return None
     state = details["State"]
     view = {**view, "state": state["Status"]}
-    return Observed(view, details.get("RestartCount", 0), state.get("ExitCode"), _epoch(state.get("StartedAt")),
+    return Observed(view, details.get("RestartCount", 0), exit_code(api, details), _epoch(state.get("StartedAt")),
                     details["Config"].get("Labels") or {}, parked)
+
+
+def exit_code(api, details: dict) -> int | None:
+    """The exit code of the container's last exit. Docker resets State.ExitCode to 0 when its restart policy starts
+    the container again, so for a crash-looping container seen running, the code is read from its last `die` event."""
+    state = details["State"]
+    if state.get("Status") != "running" or not details.get("RestartCount"):
+        return state.get("ExitCode")
+    try:
+        events = api.events(since=f"{(_epoch(details.get('Created')) or 0) - 1:.9f}", until=f"{time.time():.9f}",
+                            filters={"container": details["Id"], "event": "die"}, decode=True)
+        codes = [e.get("Actor", {}).get("Attributes", {}).get("exitCode") for e in events]
+    except docker.errors.APIError:
+        return state.get("ExitCode")
+    codes = [int(c) for c in codes if c is not None and str(c).lstrip("-").isdigit()]
+    return codes[-1] if codes else state.get("ExitCode")
 
 
 def decide(current: Observed | None, want: Desired, settle_s: float, now: float | None = None) -> tuple[str, str]:
@@ -155,21 +171,6 @@ def probe_url(details: dict, port: str | None, path: str | None) -> str | None:
     return None
 
 
-def _last_exit_code(api, container_id: str, details: dict) -> int | None:
-    """The exit code of the container's last run. A restart policy starts it again at once and Docker resets
-    State.ExitCode then, so the `die` events since its creation are what still know it."""
-    code = None
-    try:
-        for event in api.events(since=int(_epoch(details.get("Created")) or time.time() - 3600), until=time.time(),
-                                filters={"container": container_id, "event": "die"}, decode=True):
-            code = (event.get("Actor") or {}).get("Attributes", {}).get("exitCode", code)
-    except (docker.errors.APIError, ValueError):
-        pass
-    if code is None:
-        code = details["State"].get("ExitCode") if details["State"].get("Status") != "running" else None
-    return int(code) if code is not None else None
-
-
 def not_ready(api, container_id: str, why: str, seen: dict | None = None) -> NotReady:
     """The failure of a container that is not ready, with its facts: the state it was seen in, its last exit code,
     its restart count and its last log lines."""
@@ -179,7 +180,7 @@ def not_ready(api, container_id: str, why: str, seen: dict | None = None) -> Not
         lines = containers.read_logs(api, container_id, LOG_LINES)
     except docker.errors.APIError:
         lines = []
-    facts = {"state": seen["State"].get("Status"), "exit_code": _last_exit_code(api, container_id, details),
+    facts = {"state": seen["State"].get("Status"), "exit_code": exit_code(api, details) if "Id" in details else None,
              "restart_count": details.get("RestartCount", 0), "logs": lines}
     tail = " | ".join(lines[-3:]) or "none"
     message = (f"{why} (state {facts['state']}, exit code {facts['exit_code']}, "

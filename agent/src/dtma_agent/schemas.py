@@ -171,7 +171,9 @@ def _resources(value: Any) -> dict:
 
 # How long a new or started container must run without a restart to count as deployed; the agent's
 # DTMA_SETTLE_S when not given.
-Seconds = Union[StrictInt, StrictFloat]
+# StrictFloat takes JSON integers too (3 is 3.0) but no strings or booleans; a Union[StrictInt, StrictFloat] would
+# name the field of a 422 twice, as settleSeconds.int and settleSeconds.float.
+Seconds = StrictFloat
 SETTLE_FIELD = Field(default=None, ge=0, le=60, description="seconds a started container must stay up without a "
                      "restart to count as deployed (default: the agent's DTMA_SETTLE_S)")
 

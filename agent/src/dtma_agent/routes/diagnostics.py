@@ -82,7 +82,7 @@ def service_journal(unit: str, lines: int) -> dict:
 def log_diagnostics(request: Request,
                     lines: Annotated[QueryInt, Query(ge=1, le=10000, description="lines per source")] = 100):
     mcp: dict = {}
-    svc = request.app.state.docker
+    svc = request.app.state.docker  # not `docker`: the handlers below need the docker module
     try:
         for server in svc.managed(kind=ds.KIND_MCP):
             try:
