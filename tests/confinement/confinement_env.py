@@ -14,20 +14,17 @@ import json
 import os
 import secrets
 import shutil
-import socket
-import subprocess
 import sys
-import threading
 import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-import requests
 
-REPO = Path(__file__).resolve().parents[2]
-DOCKER = "/usr/bin/docker"
+import droplet_env
+from droplet_env import DOCKER, REPO, Background, Droplet, sh
+
 HERE = Path(__file__).parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
@@ -36,31 +33,9 @@ if str(HERE) not in sys.path:
 RESULTS: dict = {"passes": {}, "routine": [], "timings": {}}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def sh(args, check=True, timeout=120, **kw) -> subprocess.CompletedProcess:
-    r = subprocess.run(args, capture_output=True, text=True, timeout=timeout, check=False, **kw)
-    if check and r.returncode != 0:
-        raise RuntimeError(f"{args!r} failed ({r.returncode}): {r.stdout[-2000:]} {r.stderr[-2000:]}")
-    return r
-
-
 @dataclass
-class Droplet:
-    name: str
-    session: str
-    port: int
-    token: str
-    backend_key: str
-    state_dir: Path
-    env: dict
-    mcp: str = ""
-    mcp_port: int = 0
-    group: str = ""
+class ConfinementDroplet(Droplet):
+    """A droplet with what the attacks need: canaries, a victim container, the agent's ids to detect disturbance."""
     victim: str = ""
     host_canary: str = ""
     canaries: dict = field(default_factory=dict)       # label -> secret value that must never be printed
@@ -71,94 +46,23 @@ class Droplet:
     boot: str | None = None
     restarts: int = 0
 
-    def __post_init__(self):
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.http = requests.Session()
-        self.http.headers["Authorization"] = f"Bearer {self.token}"
-
-    # --- the agent's API ---------------------------------------------------------------------------------------
-    def request(self, method: str, path: str, timeout: float = 60, **kw) -> tuple[int, str]:
-        try:
-            r = self.http.request(method, self.url + path, timeout=timeout, **kw)
-            return r.status_code, r.text
-        except requests.RequestException as exc:
-            return 0, f"request failed: {exc}"
-
-    def execute(self, command: str, timeout_ms: int = 5000) -> tuple[int, dict | str]:
-        body = {"command": command, "timeout": timeout_ms, "dry_run": False}
-        code, text = self.request("POST", "/ssh/execute", json=body, timeout=timeout_ms / 1000 + 30)
-        try:
-            return code, json.loads(text)
-        except ValueError:
-            return code, text
-
-    def healthy(self) -> bool:
-        try:
-            return requests.get(self.url + "/health", timeout=2).status_code == 200
-        except requests.RequestException:
-            return False
-
-    # --- root inside the droplet (the checker's eyes, not the attacker's) -----------------------------------
-    def root(self, script: str, check: bool = False, timeout: float = 60) -> subprocess.CompletedProcess:
-        return sh([DOCKER, "exec", self.name, "sh", "-c", script], check=check, timeout=timeout)
-
-    def agent_state(self) -> tuple[int, int]:
-        out = self.root("systemctl show dtma -p MainPID -p NRestarts --value").stdout.split()
-        return (int(out[0]), int(out[1])) if len(out) == 2 else (0, -1)
-
-    def wait_healthy(self, timeout: float = 30) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.healthy():
-                return True
-            time.sleep(0.3)
-        return False
-
-    def recover_agent(self) -> None:
-        """After an attack that reached the agent: continue a stopped agent, restart a dead one."""
-        if self.wait_healthy(4):
-            return
-        self.root("systemctl kill -s SIGCONT dtma; sleep 1")
-        if self.wait_healthy(4):
-            return
-        self.root("systemctl restart dtma")
-        self.wait_healthy(30)
-
     def refresh_agent(self) -> None:
         self.agent_pid, self.restarts = self.agent_state()
         self.agent_tids = [int(t) for t in self.root(f"ls /proc/{self.agent_pid}/task").stdout.split() if t.isdigit()]
 
 
-def _have_droplet_image() -> bool:
-    r = subprocess.run([DOCKER, "run", "--rm", "--entrypoint", "/bin/sh", "local/debian-systemd:bookworm", "-c",
-                        "test -x /usr/bin/docker && test -x /usr/bin/bwrap"], capture_output=True, check=False)
-    return r.returncode == 0
-
-
-def _demo(env: dict, *args, timeout=600) -> subprocess.CompletedProcess:
-    return subprocess.run(["bash", str(REPO / "scripts/demo.sh"), *args], cwd=REPO, env=env, capture_output=True,
-                          text=True, timeout=timeout, check=False)
-
-
-def install_droplet(kind: str, root: Path, keep: bool, source: "Droplet | None" = None) -> Droplet:
+def install_droplet(kind: str, root: Path, keep: bool, source: "ConfinementDroplet | None" = None) -> ConfinementDroplet:
     """The agent installed by the role on a droplet of its own (not the demo's: own name, ports, group, state dir),
     with canaries in place. kind "default": the shipped policy; "open": layer 3 opened (open_policy.py)."""
     t0 = time.monotonic()
     state = root / kind
     state.mkdir(parents=True, exist_ok=True)
-    saved = state / "droplet.json"
-    if keep and saved.exists():
-        conf = json.loads(saved.read_text())
-    else:
-        session = uuid.uuid4().hex[:6]
-        conf = {"session": session, "name": f"dtma-confinement-{session}", "ssh_port": _free_port(),
-                "port": _free_port(), "mcp_port": _free_port(), "backend_key": "bk" + secrets.token_hex(24),
-                "mcp_canary": "mcpenv-" + secrets.token_hex(16)}
+    conf = droplet_env.droplet_conf(state, keep, "dtma-confinement")
+    conf.setdefault("mcp_canary", "mcpenv-" + secrets.token_hex(16))
     session = conf["session"]
     group = f"atk{session}"
     mcp = f"atk{session}-http"
     extra = {
-        "dtma_backend_api_key": conf["backend_key"],
         "dtma_mcp_group_name": group,
         "dtma_mcp_group_servers": [{
             "name": mcp, "image": "local/mcp-demo:latest", "account_tool_instance_id": f"atk-{session}",
@@ -173,22 +77,8 @@ def install_droplet(kind: str, root: Path, keep: bool, source: "Droplet | None" 
         policy = state / "open-policy.json"
         policy.write_text(json.dumps(open_policy(default), indent=1))
         extra["dtma_policy_file"] = str(policy)
-    vars_file = state / "vars.yml"
-    vars_file.write_text(json.dumps(extra))
-    venv = Path(sys.executable).parent.parent
-    env = {**os.environ, "DTMA_DEMO_DIR": str(state / "demo"), "DTMA_DROPLET_NAME": conf["name"],
-           "DTMA_DROPLET_SSH_PORT": str(conf["ssh_port"]), "DTMA_PORT": str(conf["port"]), "DTMA_VENV": str(venv),
-           "DTMA_SKIP_SETUP": "1", "DTMA_DEMO_VARS_FILE": str(vars_file)}
-    r = _demo(env)
-    if r.returncode != 0:
-        _demo(env, "stop", timeout=180)
-        raise RuntimeError(f"scripts/demo.sh ({kind}) failed:\n{r.stdout[-4000:]}\n{r.stderr[-3000:]}")
-    saved.write_text(json.dumps(conf))
-    token = (state / "demo/tokens/droplet-1.token").read_text().strip()
-    d = Droplet(name=conf["name"], session=session, port=conf["port"], token=token,
-                backend_key=conf["backend_key"], state_dir=state, env=env, mcp=mcp, mcp_port=conf["mcp_port"],
-                group=group)
-    d.kind = kind
+    d = droplet_env.install(ConfinementDroplet, state, conf, extra, mcp=mcp, mcp_port=conf["mcp_port"], group=group,
+                            kind=kind)
     _cloud_image_tools(d)
     _plant_canaries(d, conf)
     d.victim = f"atkvictim-{session}"
@@ -200,32 +90,13 @@ def install_droplet(kind: str, root: Path, keep: bool, source: "Droplet | None" 
     return d
 
 
-def remove_droplet(d: Droplet, keep: bool) -> None:
+def remove_droplet(d: ConfinementDroplet, keep: bool) -> None:
     Path(d.host_canary).unlink(missing_ok=True)
     if keep:
         return
     sh([DOCKER, "rm", "-f", d.victim], check=False)
-    _demo(d.env, "stop", timeout=180)
+    droplet_env.remove(d)
     cleanup_docker_markers(d.session)
-
-
-class _Background(threading.Thread):
-    def __init__(self, fn, *args):
-        super().__init__(daemon=True)
-        self.fn, self.args, self.value, self.error = fn, args, None, None
-        self.start()
-
-    def run(self):
-        try:
-            self.value = self.fn(*self.args)
-        except BaseException as exc:  # noqa: BLE001 - reported to the fixture that waits for it
-            self.error = exc
-
-    def result(self, timeout: float = 900):
-        self.join(timeout)
-        if self.error:
-            raise self.error
-        return self.value
 
 
 _INSTALLS: dict = {}
@@ -235,8 +106,7 @@ _INSTALLS: dict = {}
 def droplet_root(tmp_path_factory):
     keep = os.environ.get("DTMA_CONFINEMENT_KEEP") == "1"
     root = Path("/tmp/dtma-confinement-keep") if keep else tmp_path_factory.mktemp("confinement")
-    if not _have_droplet_image():
-        sh(["bash", str(REPO / "scripts/images.sh")], timeout=900)
+    droplet_env.ensure_images()
     yield root, keep
     for job in _INSTALLS.values():
         try:
@@ -245,17 +115,17 @@ def droplet_root(tmp_path_factory):
             pass
 
 
-def _droplet(kind: str, root_keep) -> Droplet:
+def _droplet(kind: str, root_keep) -> ConfinementDroplet:
     root, keep = root_keep
     if kind not in _INSTALLS:
-        _INSTALLS[kind] = _Background(install_droplet, kind, root, keep)
+        _INSTALLS[kind] = Background(install_droplet, kind, root, keep)
     try:
         d = _INSTALLS[kind].result()
     except Exception as exc:  # noqa: BLE001
         pytest.fail(str(exc))
     # the second droplet installs while the first one is tested (one install at a time: they share a wheel cache)
     if kind == "default" and "open" not in _INSTALLS:
-        _INSTALLS["open"] = _Background(install_droplet, "open", root, keep, d)
+        _INSTALLS["open"] = Background(install_droplet, "open", root, keep, d)
     return d
 
 
@@ -276,7 +146,7 @@ CLOUD_TOOLS = {"curl": "curl", "wget": "wget", "ping": "iputils-ping", "jq": "jq
                "file": "file", "/etc/services": "netbase"}
 
 
-def _cloud_image_tools(d: Droplet) -> None:
+def _cloud_image_tools(d: ConfinementDroplet) -> None:
     missing = [pkg for what, pkg in CLOUD_TOOLS.items()
                if d.root(f"test -e {what} || command -v {what}").returncode != 0]
     if missing:
@@ -285,19 +155,19 @@ def _cloud_image_tools(d: Droplet) -> None:
     RESULTS["timings"]["cloud_tools_installed"] = " ".join(missing) or "none"
 
 
-def start_victim(d: Droplet) -> None:
+def start_victim(d: ConfinementDroplet) -> None:
     """A container of someone else on the same engine (not managed by the agent): commands must not touch it."""
     sh([DOCKER, "rm", "-f", d.victim], check=False)
     sh([DOCKER, "run", "-d", "--name", d.victim, "--stop-timeout", "1", "--label", "dtmatest.role=victim",
         "local/busybox:latest", "sleep", "86400"])
 
 
-def victim_ok(d: Droplet) -> bool:
+def victim_ok(d: ConfinementDroplet) -> bool:
     r = sh([DOCKER, "inspect", "-f", "{{.State.Running}} {{.State.Paused}}", d.victim], check=False)
     return r.returncode == 0 and r.stdout.strip() == "true false"
 
 
-def _plant_canaries(d: Droplet, conf: dict) -> None:
+def _plant_canaries(d: ConfinementDroplet, conf: dict) -> None:
     def tok(label):
         return f"CANARY-{label}-{secrets.token_hex(12)}"
     files = {"/root/canary.txt": (tok("root"), "root:root", "600"),
@@ -326,7 +196,7 @@ def _plant_canaries(d: Droplet, conf: dict) -> None:
     d.canaries["host_file"] = value
 
 
-def restore_canaries(d: Droplet) -> list[str]:
+def restore_canaries(d: ConfinementDroplet) -> list[str]:
     """Canary files that were changed or removed (then restored)."""
     script = "; ".join(f"printf '%s=' {p}; cat {p} 2>/dev/null | head -c 200 | tr '\\n' ' '; echo" for p in d.canary_files)
     out = d.root(script).stdout.splitlines()

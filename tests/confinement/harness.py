@@ -12,7 +12,7 @@ from pathlib import Path
 
 import requests
 
-from confinement_env import DOCKER, Droplet, RESULTS, restore_canaries, sh, start_victim, victim_ok
+from confinement_env import DOCKER, ConfinementDroplet, RESULTS, restore_canaries, sh, start_victim, victim_ok
 
 SCRATCH = "/var/lib/dtma/scratch"
 # classes whose attacks each get the full check at once (they hit the agent, the scratch dir or take long)
@@ -20,7 +20,7 @@ ONE_BY_ONE = {"planted", "signal_agent", "resources", "escape_pgroup", "sandbox"
 BATCH = 25
 
 
-def fill(text: str, d: Droplet, a: dict) -> str:
+def fill(text: str, d: ConfinementDroplet, a: dict) -> str:
     tid = next((t for t in d.agent_tids if t != d.agent_pid), d.agent_pid)
     for key, value in {"@M@": a["marker"], "@S@": a["sleep"], "@PID@": d.agent_pid, "@TID@": tid,
                        "@PORT@": d.port, "@MCP@": d.mcp, "@VICTIM@": d.victim, "@DROPLET@": d.name,
@@ -33,7 +33,7 @@ def _fill_obj(obj, d, a):
     return json.loads(fill(json.dumps(obj, ensure_ascii=False), d, a))
 
 
-def boot_id(d: Droplet) -> str | None:
+def boot_id(d: ConfinementDroplet) -> str | None:
     try:
         r = requests.get(d.url + "/health", timeout=3)
         return r.json().get("boot_id") if r.status_code == 200 else None
@@ -41,7 +41,7 @@ def boot_id(d: Droplet) -> str | None:
         return None
 
 
-def api_body(a: dict, d: Droplet) -> dict:
+def api_body(a: dict, d: ConfinementDroplet) -> dict:
     m = a["marker"]
     override = _fill_obj(a["override"], d, a)
     if a["route"].startswith("/tools"):
@@ -52,7 +52,7 @@ def api_body(a: dict, d: Droplet) -> dict:
                                        "baseConfigOverrideJson": override}]}
 
 
-def send(d: Droplet, a: dict) -> dict:
+def send(d: ConfinementDroplet, a: dict) -> dict:
     res = {"id": a["id"], "cls": a["cls"], "impacts": [], "responses": []}
     t0 = time.monotonic()
     if a["route"]:
@@ -124,7 +124,7 @@ def grants(inspect: dict) -> list[str]:
     return found
 
 
-def check_batch(d: Droplet, batch: list[dict], attacks: dict) -> None:
+def check_batch(d: ConfinementDroplet, batch: list[dict], attacks: dict) -> None:
     """The checks from outside: files, processes, containers/volumes/networks/images, canaries, the victim."""
     by_id = {r["id"]: r for r in batch}
     pat = re.compile(rf"pwned-{d.session}-(\d+)")
@@ -238,7 +238,7 @@ def check_batch(d: Droplet, batch: list[dict], attacks: dict) -> None:
     d.root(f"find {SCRATCH} -mindepth 1 -delete 2>/dev/null; true")
 
 
-def run_all(d: Droplet, attacks: list[dict]) -> list[dict]:
+def run_all(d: ConfinementDroplet, attacks: list[dict]) -> list[dict]:
     by_id = {a["id"]: a for a in attacks}
     d.boot = boot_id(d)
     results: list[dict] = []
