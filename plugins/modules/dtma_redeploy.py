@@ -175,7 +175,8 @@ def rollback_command(home, service):
     return ('old="$(readlink {current})" && new="$(readlink {previous})" && '
             'ln -sfn "$new" {current_tmp} && ln -sfn "$old" {previous_tmp} && '
             'mv -Tf {current_tmp} {current} && mv -Tf {previous_tmp} {previous} && '
-            'systemctl restart {service}').format(service=shlex.quote(service), **p)
+            '{{ systemctl reset-failed {service} || true; }} && systemctl restart {service}'
+            ).format(service=shlex.quote(service), **p)
 
 
 def health_view(body):
@@ -328,7 +329,8 @@ class Redeployer(object):
         self.result.update(changed=True, transport="ssh")
         if self.module.check_mode:
             self.module.exit_json(**self.result)
-        command = "systemctl restart %s" % shlex.quote(self.params["service_name"])
+        # reset-failed first: a crash-looping agent may have hit systemd's start limit, which refuses a plain restart
+        command = "{ systemctl reset-failed %s || true; } && systemctl restart %s" % ((shlex.quote(self.params["service_name"]),) * 2)
         if not self.step("restart over SSH", lambda: self.ssh(command)):
             self.fail("%s; the restart over SSH failed too: %s" % (why, self.steps[-1]["result"]))
         after = self.step("wait for a new agent process", lambda: self.wait_for_new(old_boot_id))

@@ -266,7 +266,7 @@ def test_restart_of_a_hung_agent_falls_back_to_ssh(supervised, sshd_with_systemc
     assert [s["step"] for s in res["steps"]] == ["read health", "restart over SSH", "wait for a new agent process"]
     now = health(agent)
     assert now["boot_id"] not in (None, old_boot) and res["after"]["boot_id"] == now["boot_id"]
-    assert sshd.calls.read_text() == "restart dtma\n"  # check mode sent nothing
+    assert sshd.calls.read_text() == "reset-failed dtma\nrestart dtma\n"  # check mode sent nothing
     assert agent.token not in r.output
 
 

@@ -18,7 +18,7 @@ def test_rollback_command_for_the_defaults():
         'old="$(readlink /opt/dtma/current)" && new="$(readlink /opt/dtma/previous)" && '
         'ln -sfn "$new" /opt/dtma/current.tmp && ln -sfn "$old" /opt/dtma/previous.tmp && '
         "mv -Tf /opt/dtma/current.tmp /opt/dtma/current && mv -Tf /opt/dtma/previous.tmp /opt/dtma/previous && "
-        "systemctl restart dtma")
+        "{ systemctl reset-failed dtma || true; } && systemctl restart dtma")
 
 
 def test_rollback_command_quotes_every_path_and_the_service():
@@ -31,7 +31,7 @@ def test_rollback_command_quotes_every_path_and_the_service():
     words = shlex.split(command)
     assert words[0] == "old=$(readlink '/srv/my dtma;rm -rf /current')"
     assert words[2] == "new=$(readlink '/srv/my dtma;rm -rf /previous')"
-    assert command.replace("'dtma$(id)'", "").count("$(") == 2 and words.count("&&") == 6
+    assert command.replace("'dtma$(id)'", "").count("$(") == 2 and words.count("&&") == 7
 
 
 def test_rollback_command_swaps_the_links(tmp_path):
