@@ -51,7 +51,7 @@ def client(module, raise_url_error=False):
     """The agent client from the module's connection options, or fail_json with what is missing or wrong.
 
     A URL the client refuses (no http:// or https://) fails the module, or with `raise_url_error` raises the
-    DtmaUrlError (for dtma_diagnostics, whose health section reports it instead of failing)."""
+    DtmaUrlError (for dtma_info, whose health section reports it instead of failing)."""
     if not HAS_REQUESTS:
         module.fail_json(msg=missing_required_lib("requests"), exception=REQUESTS_IMPORT_ERROR)
     params = module.params

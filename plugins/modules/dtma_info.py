@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 DOCUMENTATION = r'''
-module: dtma_diagnostics
+module: dtma_info
 short_description: Health checks and diagnostics of a host running the DTMA agent
 version_added: 0.1.0
 description:
@@ -75,7 +75,7 @@ author:
 
 EXAMPLES = r'''
 - name: Health of every droplet
-  agentopia.dtma.dtma_diagnostics:
+  agentopia.dtma.dtma_info:
   register: diag
   delegate_to: localhost
   module_defaults:
@@ -89,7 +89,7 @@ EXAMPLES = r'''
     fail_msg: "{{ diag.health.checks | dict2items | rejectattr('value.status', 'eq', 'healthy') | list }}"
 
 - name: Everything, with the SSH and backend checks
-  agentopia.dtma.dtma_diagnostics:
+  agentopia.dtma.dtma_info:
     gather: [health, status, docker, system, logs, mcp]
     log_lines: 50
     ssh_host: "{{ ansible_host }}"

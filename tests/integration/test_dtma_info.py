@@ -1,4 +1,4 @@
-"""agentopia.dtma.dtma_diagnostics in real ansible-playbook runs against a real agent, real Docker, a real sshd
+"""agentopia.dtma.dtma_info in real ansible-playbook runs against a real agent, real Docker, a real sshd
 and a real HTTP server standing in for the backend."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from dtma_testing import MCP_IMAGE, free_port
 
-MOD = "agentopia.dtma.dtma_diagnostics"
+MOD = "agentopia.dtma.dtma_info"
 ALL = ["health", "status", "docker", "system", "logs", "mcp"]
 NO_BACKEND = {"AGENTOPIA_API_BASE_URL": ""}
 
