@@ -38,7 +38,7 @@ def test_full_audit_disk_degrades_health_and_recovers(droplet):
         fill = droplet.root(f"dd if=/dev/zero of={path}/fill bs=4k")
         assert fill.returncode != 0 and ENOSPC in fill.stderr, f"dd did not fill the disk: {fill.stderr}"
         assert droplet.root(f"df --output=avail -B1 {path} | tail -1").stdout.strip() == "0"
-        for _ in range(3):
+        for _attempt in range(3):
             run_true(droplet)
         code, health = droplet.health()
         print(f"/health with a full audit disk: {code} {health}")

@@ -33,7 +33,7 @@ def test_requests_answer_while_a_stop_waits_on_a_paused_container(droplet):
         worst: dict = {}
         overlapped = 0
         time.sleep(0.5)  # the stop reaches Docker
-        for _ in range(ROUNDS):
+        for _round in range(ROUNDS):
             overlapped += stop.is_alive()
             for label, call in (("GET /health", droplet.health),
                                 ("GET /mcp/status", lambda: droplet.request("GET", "/mcp/status", timeout=10)),
