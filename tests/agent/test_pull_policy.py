@@ -92,8 +92,8 @@ def test_always_deploys_a_moved_tag_and_missing_does_not(agent, docker_api, regi
     no_secret(registry, agent, created, again, stale, moved)
 
 
-def test_wrong_or_missing_credentials_are_422_naming_registry_auth_and_deploy_nothing(agent, docker_api, registry,
-                                                                                      moving_tag, name, groups):
+def test_wrong_or_missing_credentials_are_422_naming_registry_auth_and_deploy_nothing(
+        agent, docker_api, registry, moving_tag, name, groups):
     ref, _rev1, _push = moving_tag
     gid, srv, other = name("auth-grp"), name("auth-srv"), name("auth-ok")
     groups.append(gid)
@@ -124,13 +124,12 @@ def test_wrong_or_missing_credentials_are_422_naming_registry_auth_and_deploy_no
     no_secret(registry, agent, refused, anonymous, partial)
 
 
-def test_never_with_an_image_not_on_the_host_is_422_and_deploys_nothing(agent, docker_api, registry, moving_tag, name,
-                                                                        groups):
+def test_never_with_an_image_not_on_the_host_is_422_and_deploys_nothing(agent, docker_api, registry, moving_tag, name, groups):
     ref, _rev1, _push = moving_tag  # in the registry, not on the host
     gid, srv, other = name("never-grp"), name("never-srv"), name("never-ok")
     groups.append(gid)
-    payload = group(gid, server(other, BUSYBOX, pullPolicy="never"), server(srv, ref, pullPolicy="never",
-                                                                             registryAuth=registry.auth))
+    never = server(srv, ref, pullPolicy="never", registryAuth=registry.auth)
+    payload = group(gid, server(other, BUSYBOX, pullPolicy="never"), never)
     for path in ("/mcp/validate", "/mcp/groups"):
         r = agent.post(path, json=payload)
         assert r.status_code == 422, r.text

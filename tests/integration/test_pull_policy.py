@@ -69,8 +69,8 @@ def test_group_pull_always_with_credentials(agent, ansible_run, docker_api, regi
     assert registry.password not in r.output
 
 
-def test_group_refused_credentials_fail_naming_registry_auth(agent, ansible_run, docker_api, registry, pushed, name,
-                                                              groups):
+def test_group_refused_credentials_fail_naming_registry_auth(
+        agent, ansible_run, docker_api, registry, pushed, name, groups):
     ref, _rev1, _push = pushed
     gid, srv, other = name("mauth"), name("mauth-srv"), name("mauth-ok")
     groups.append(gid)
