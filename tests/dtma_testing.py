@@ -100,6 +100,9 @@ class Agent:
     def post(self, path, **kw):
         return self.session.post(self.url + path, timeout=kw.pop("timeout", 120), **kw)
 
+    def put(self, path, **kw):
+        return self.session.put(self.url + path, timeout=kw.pop("timeout", 120), **kw)
+
     def delete(self, path, **kw):
         return self.session.delete(self.url + path, timeout=kw.pop("timeout", 120), **kw)
 
