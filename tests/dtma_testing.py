@@ -381,12 +381,13 @@ class Registry:
         return f"{repo}:{tag}"
 
     def forget(self, api: docker.APIClient) -> None:
-        """Remove this registry's images from the local engine (the registry keeps its copies)."""
+        """Remove this registry's references (tags and the digests a push or pull records) from the local engine;
+        an image that other references hold (local/busybox) stays. The registry keeps its copies."""
         for image in api.images():
-            for ref in image.get("RepoTags") or []:
+            for ref in (image.get("RepoTags") or []) + (image.get("RepoDigests") or []):
                 if ref.startswith(self.address + "/"):
                     try:
-                        api.remove_image(ref, force=True)
+                        api.remove_image(ref)
                     except docker.errors.APIError:
                         pass
 
