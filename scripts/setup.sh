@@ -6,13 +6,18 @@ cd "$(dirname "$0")/.."
 DOCKER=/usr/bin/docker
 
 missing=()
-for pkg in docker.io bubblewrap busybox-static mmdebstrap openssh-server openssh-client shellcheck curl gpg; do
+# docker-registry: a real registry with authentication on loopback for the image pull tests (each test session runs
+# its own; the package's own service is not wanted)
+for pkg in docker.io bubblewrap busybox-static mmdebstrap openssh-server openssh-client shellcheck curl gpg docker-registry; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
 done
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing ${missing[*]}"
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null 2>&1
+  if [[ " ${missing[*]} " == *" docker-registry "* ]] && [ -d /run/systemd/system ]; then
+    systemctl disable --now docker-registry >/dev/null 2>&1 || true
+  fi
 fi
 
 if ! "$DOCKER" info >/dev/null 2>&1; then

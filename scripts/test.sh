@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 # virtualenv's editable install points at
 pytest_here() { PYTHONPATH="$PWD/agent/src${PYTHONPATH:+:$PYTHONPATH}" .venv/bin/pytest -p no:cacheprovider "$@"; }
 QUICK_TESTS=(tests/agent/test_policy.py tests/agent/test_policy_regen.py tests/agent/test_input_hardening.py
-             tests/agent/test_auth_settings.py)
+             tests/agent/test_auth_settings.py tests/agent/test_pull_decisions.py)
 
 if [ "${1:-}" = quick ]; then
   shift

@@ -100,6 +100,9 @@ class Agent:
     def post(self, path, **kw):
         return self.session.post(self.url + path, timeout=kw.pop("timeout", 120), **kw)
 
+    def put(self, path, **kw):
+        return self.session.put(self.url + path, timeout=kw.pop("timeout", 120), **kw)
+
     def delete(self, path, **kw):
         return self.session.delete(self.url + path, timeout=kw.pop("timeout", 120), **kw)
 
@@ -317,6 +320,103 @@ def cleanup(docker_api):
             docker_api.remove_container(n, force=True, v=True)
         except docker.errors.NotFound:
             pass
+
+
+class Registry:
+    """A real Docker registry (Debian's docker-registry: distribution 2.x) on a loopback port, with htpasswd (bcrypt)
+    authentication for one user. Docker pulls from a registry on 127.0.0.0/8 over plain HTTP without configuration.
+    Images this session pushes are named <address>/<PREFIX>…, so cleanup finds them."""
+
+    BIN = "/usr/bin/docker-registry"
+    USER = "dtmatest"
+
+    def __init__(self, tmp: Path):
+        self.dir = tmp
+        self.port = free_port()
+        self.address = f"127.0.0.1:{self.port}"
+        self.password = secrets.token_urlsafe(18)
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def auth(self) -> dict:
+        """registryAuth for the agent (and auth_config for docker-py)."""
+        return {"username": self.USER, "password": self.password, "serveraddress": self.address}
+
+    def repository(self, name: str) -> str:
+        return f"{self.address}/{PREFIX.rstrip('-')}/{name}"
+
+    def start(self) -> "Registry":
+        import bcrypt  # paramiko's dependency, in the virtualenv; the registry accepts bcrypt entries only
+
+        htpasswd = self.dir / "htpasswd"
+        hashed = bcrypt.hashpw(self.password.encode(), bcrypt.gensalt(rounds=6)).decode()
+        htpasswd.write_text(f"{self.USER}:{hashed}\n")
+        config = self.dir / "registry.yml"
+        config.write_text(
+            "version: 0.1\n"
+            "log: {level: warn, accesslog: {disabled: true}}\n"
+            f"storage: {{filesystem: {{rootdirectory: {self.dir / 'data'}}}, delete: {{enabled: true}}}}\n"
+            f"http: {{addr: '{self.address}'}}\n"
+            f"auth: {{htpasswd: {{realm: dtmatest, path: {htpasswd}}}}}\n")
+        self.log = open(self.dir / "registry.log", "wb")
+        self.proc = subprocess.Popen([self.BIN, "serve", str(config)], stdout=self.log, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        if not wait_until(self.answers, 15):
+            raise RuntimeError("the registry did not answer: " + (self.dir / "registry.log").read_text(errors="replace"))
+        return self
+
+    def answers(self) -> bool:
+        try:
+            return requests.get(f"http://{self.address}/v2/", timeout=1).status_code == 401
+        except requests.RequestException:
+            return False
+
+    def push(self, api: docker.APIClient, image_id: str, name: str, tag: str = "latest") -> str:
+        """Push a local image as <address>/<prefix>/<name>:<tag>; returns that reference."""
+        repo = self.repository(name)
+        api.tag(image_id, repo, tag)
+        for event in api.push(repo, tag=tag, stream=True, decode=True, auth_config=self.auth):
+            if isinstance(event, dict) and event.get("error"):
+                raise RuntimeError(f"push of {repo}:{tag} failed: {event['error']}")
+        return f"{repo}:{tag}"
+
+    def forget(self, api: docker.APIClient) -> None:
+        """Remove this registry's references (tags and the digests a push or pull records) from the local engine;
+        an image that other references hold (local/busybox) stays. The registry keeps its copies."""
+        for image in api.images():
+            for ref in (image.get("RepoTags") or []) + (image.get("RepoDigests") or []):
+                if ref.startswith(self.address + "/"):
+                    try:
+                        api.remove_image(ref)
+                    except docker.errors.APIError:
+                        pass
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+        self.log.close()
+
+
+def image_variant(api: docker.APIClient, base: str, marker: str) -> str:
+    """A new image id from `base` that differs only in one environment variable (a commit of a container that never
+    ran): a stand-in for a new release pushed under the same tag."""
+    container = api.create_container(base, command=["true"])
+    try:
+        return api.commit(container["Id"], changes=[f"ENV DTMATEST_REV={marker}"])["Id"]
+    finally:
+        api.remove_container(container["Id"], force=True)
+
+
+@pytest.fixture(scope="session")
+def registry(docker_api, tmp_path_factory):
+    """A real registry with authentication on loopback; its images are removed from the engine at the end."""
+    if not Path(Registry.BIN).exists():
+        pytest.exit(f"{Registry.BIN} is missing (Debian's docker-registry); run scripts/setup.sh", returncode=3)
+    server = Registry(tmp_path_factory.mktemp("registry")).start()
+    yield server
+    server.forget(docker_api)
+    server.stop()
 
 
 class Sshd:

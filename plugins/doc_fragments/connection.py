@@ -14,7 +14,7 @@ options:
   url:
     description:
       - Base URL of the DTMA agent, for example V(http://203.0.113.10:30000). It must start with V(http://) or
-        V(https://); a URL without one fails the task (M(agentopia.dtma.dtma_diagnostics) reports it as its agent
+        V(https://); a URL without one fails the task (M(agentopia.dtma.dtma_info) reports it as its agent
         check instead).
       - If not set, the environment variable E(DTMA_URL) is used (AWX injects it from the DTMA credential type).
     type: str

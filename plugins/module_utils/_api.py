@@ -8,8 +8,11 @@
 
 from __future__ import annotations
 
+import math
 import time
 import traceback
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
 from urllib.parse import quote, urlsplit
 
 try:
@@ -60,7 +63,8 @@ class DtmaInvalid(DtmaError):
 
 
 class DtmaRateLimited(DtmaError):
-    """429: too many restarts or executions; `retry_after` says when to try again."""
+    """429: too many restarts or executions; `retry_after` says in how many whole seconds to try again (None when the
+    agent did not say)."""
 
     def __init__(self, message, status=None, body=None, retry_after=None):
         super(DtmaRateLimited, self).__init__(message, status, body)
@@ -90,15 +94,35 @@ def url_problem(url):
     return None
 
 
+def parse_retry_after(value, now=None):
+    """A Retry-After header as whole seconds from now (RFC 9110: delay-seconds or an HTTP-date), or None when there is
+    none or it is neither. The one place it is read: exceptions and modules carry the int."""
+    if value is None:
+        return None
+    text = str(value).strip()
+    if text.isdigit():
+        return int(text)
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when is None:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return max(0, int(math.ceil((when - (now or datetime.now(timezone.utc))).total_seconds())))
+
+
 def error_for(status, body, retry_after=None):
-    """The typed exception for a non-success answer, with the agent's own explanation."""
+    """The typed exception for a non-success answer, with the agent's own explanation; `retry_after` is the answer's
+    Retry-After header."""
     body = body if isinstance(body, dict) else {}
     text = body.get("message") or body.get("reason") or body.get("error") or "no explanation in the answer"
     message = "DTMA agent answered HTTP %s: %s" % (status, text)
     if status == 401:
         message += " (check the token option or DTMA_BEARER_TOKEN)"
     if status == 429:
-        return DtmaRateLimited(message, status, body, retry_after)
+        return DtmaRateLimited(message, status, body, parse_retry_after(retry_after))
     return _BY_STATUS.get(status, DtmaServerError if status >= 500 else DtmaError)(message, status, body)
 
 
@@ -122,10 +146,13 @@ class DtmaClient(object):
     def url_for(self, *segments):
         return self.base_url + "".join("/" + quote(str(s), safe="") for s in segments)
 
-    def request(self, method, segments, params=None, json=None, timeout=None, ok=(200, 201, 202)):
-        """Call the agent; return (status, body) for a status in `ok`, raise a DtmaError otherwise."""
+    def request(self, method, segments, params=None, json=None, timeout=None, ok=(200, 201, 202), retries=None):
+        """Call the agent; return (status, body) for a status in `ok`, raise a DtmaError otherwise. A GET is retried
+        `retries` times (GET_RETRIES by default) when the agent does not answer; nothing else is retried."""
         url = self.url_for(*segments)
-        attempts = 1 + (self.GET_RETRIES if method == "GET" else 0)
+        if retries is None:
+            retries = self.GET_RETRIES if method == "GET" else 0
+        attempts = 1 + retries
         for attempt in range(attempts):
             try:
                 # verify per call: requests lets REQUESTS_CA_BUNDLE/CURL_CA_BUNDLE override Session.verify
@@ -158,3 +185,116 @@ class DtmaClient(object):
 
     def delete(self, *segments, **kwargs):
         return self.request("DELETE", segments, **kwargs)[1]
+
+    def waiting(self, seconds):
+        """The HTTP timeout of a call during which the agent itself waits `seconds` (a graceful stop, a settle window,
+        a command): that wait on top of the connection's own timeout."""
+        return self.timeout + max(0, seconds or 0)
+
+    # -- the agent's routes, one verb each ---------------------------------------------------------------------------
+    # A verb whose call makes the agent wait (a stop grace, a settle window, a command's run time) adds that wait to
+    # its own HTTP timeout, so no caller has to remember it.
+
+    def health(self, timeout=None, retries=0):
+        """GET /health (no token needed), one attempt by default (a monitor reports what it sees): (HTTP status,
+        answer). 503 is an answer too: the agent runs but cannot reach Docker."""
+        return self.request("GET", ("health",), ok=(200, 503), timeout=timeout, retries=retries)
+
+    def status(self):
+        """GET /status: version, environment, tool instances, system metrics."""
+        return self.get("status")
+
+    def diagnostics(self, section, lines=None):
+        """GET /diagnostics/<docker|system|logs>: (HTTP status, answer); the docker section answers 503 with what it
+        knows when Docker is down."""
+        params = {"lines": lines} if lines is not None else None
+        return self.request("GET", ("diagnostics", section), params=params, ok=(200, 503) if section == "docker" else (200,))
+
+    # MCP servers and groups
+
+    def mcp_status(self, probe=False):
+        """GET /mcp/status: the answer (mcp_servers, count); with `probe`, each HTTP server is spoken MCP to."""
+        return self.get("mcp", "status", params={"probe": "true"} if probe else None)
+
+    def mcp_servers(self, group=None):
+        """Every managed MCP server as GET /mcp/status lists it (no probe), or only those of `group`."""
+        servers = self.mcp_status().get("mcp_servers") or []
+        return [s for s in servers if group is None or s.get("group_id") == group]
+
+    def validate_group(self, payload):
+        """POST /mcp/validate: the agent's plan for the group (one entry per server); deploys nothing."""
+        return self.post("mcp", "validate", json=payload)["data"]["plan"]
+
+    def deploy_group(self, payload, wait_s):
+        """POST /mcp/groups: converge the group; the agent answers once every server is ready, within `wait_s`."""
+        return self.post("mcp", "groups", json=payload, ok=(201,), timeout=self.waiting(wait_s))
+
+    def remove_group(self, group, force, grace):
+        """DELETE /mcp/groups/<group>: stop (within `grace` seconds, unless `force`) and remove every container."""
+        params = {"forceRemove": "true" if force else "false", "gracefulTimeoutMs": grace * 1000}
+        return self.delete("mcp", "groups", group, params=params, timeout=self.waiting(grace))
+
+    def group_health(self, group, retry_for=0.0):
+        """GET /mcp/health/<group>: each server's container state and MCP probe; the agent retries refused
+        connections for `retry_for` seconds."""
+        return self.get("mcp", "health", group, params={"retryFor": round(retry_for, 1)},
+                        timeout=self.waiting(retry_for + 10))
+
+    def server_action(self, name, action, grace):
+        """POST /mcp/servers/<name>/<start|stop|restart>; `grace` seconds to stop before a kill."""
+        return self.post("mcp", "servers", name, action, params={"timeout": grace}, timeout=self.waiting(grace))
+
+    def start_server(self, name, grace=0):
+        return self.server_action(name, "start", grace)
+
+    def stop_server(self, name, grace):
+        return self.server_action(name, "stop", grace)
+
+    def restart_server(self, name, grace):
+        """Restart one MCP server (within the agent's restart limit: a DtmaRateLimited with retry_after beyond it)."""
+        return self.server_action(name, "restart", grace)
+
+    # tools
+
+    def tools(self):
+        """Every managed tool instance (GET /tools/status)."""
+        return self.get("tools", "status").get("data") or []
+
+    def validate_tool(self, body):
+        """POST /tools/validate: what PUT /tools/<name> would do with this body; changes nothing."""
+        return self.post("tools", "validate", json=body)["data"]["plan"]
+
+    def converge_tool(self, name, body, wait_s, start=True):
+        """PUT /tools/<name>: apply the plan; the agent answers once the tool is ready, within `wait_s`. With
+        start=False a stopped tool is left stopped (the plan's start step is not taken)."""
+        params = None if start else {"start": "false"}
+        return self.put("tools", name, json=body, params=params, ok=(200, 201), timeout=self.waiting(wait_s))
+
+    def tool_action(self, name, action, grace):
+        """POST /tools/<name>/<start|stop|restart>; `grace` seconds to stop before a kill."""
+        params = {"timeout": grace} if action != "start" else None
+        return self.post("tools", name, action, params=params, timeout=self.waiting(grace))
+
+    def remove_tool(self, name, grace):
+        """DELETE /tools/<name>: stop within `grace` seconds and remove."""
+        return self.delete("tools", name, params={"timeout": grace}, timeout=self.waiting(grace))
+
+    # commands
+
+    def execute(self, request, run_s):
+        """POST /ssh/execute: run the command (the answer comes after it, so its run time is added to the timeout)."""
+        return self.post("ssh", "execute", json=request, timeout=self.waiting(run_s))
+
+    def dry_run(self, request):
+        """POST /ssh/execute with dry_run: the policy's verdict; nothing runs."""
+        return self.post("ssh", "execute", json=dict(request, dry_run=True))
+
+    # the agent itself
+
+    def restart_agent(self):
+        """POST /restart: the agent exits and its service manager starts it again. (HTTP status, answer)."""
+        return self.request("POST", ("restart",))
+
+    def redeploy(self, version):
+        """POST /redeploy: switch to the installed release `version` (or `previous`) and restart. (HTTP status, answer)."""
+        return self.request("POST", ("redeploy",), json={"version": version})

@@ -4,7 +4,8 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 #
 # This file is private to this collection. It is not a public API and may change without notice.
-"""The connection options every module shares (documented once in the agentopia.dtma.connection fragment)."""
+"""What every module shares: the connection options (documented once in the agentopia.dtma.connection fragment), the
+client they build, and the Manager base each module runs in (one fail(), dispatch on the state)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from ansible_collections.agentopia.dtma.plugins.module_utils._api import (
     HAS_REQUESTS,
     REQUESTS_IMPORT_ERROR,
     DtmaClient,
+    DtmaConnectionError,
+    DtmaError,
     DtmaUrlError,
 )
 
@@ -47,33 +50,110 @@ def argument_spec(ssh=False, **module_args):
     return spec
 
 
-def client(module, raise_url_error=False):
-    """The agent client from the module's connection options, or fail_json with what is missing or wrong.
+def client(module, raise_url_error=False, fail=None):
+    """The agent client from the module's connection options, or a failure (through `fail`, by default the module's
+    fail_json) saying what is missing or wrong.
 
     A URL the client refuses (no http:// or https://) fails the module, or with `raise_url_error` raises the
-    DtmaUrlError (for dtma_diagnostics, whose health section reports it instead of failing)."""
+    DtmaUrlError (for dtma_info, whose health section reports it instead of failing)."""
+    if fail is None:
+        def fail(msg, **fields):
+            module.fail_json(msg=msg, **fields)
     if not HAS_REQUESTS:
-        module.fail_json(msg=missing_required_lib("requests"), exception=REQUESTS_IMPORT_ERROR)
+        fail(missing_required_lib("requests"), exception=REQUESTS_IMPORT_ERROR)
     params = module.params
     if not params["url"]:
-        module.fail_json(msg="no agent URL: set the url option (e.g. http://{{ ansible_host }}:30000) or DTMA_URL")
+        fail("no agent URL: set the url option (e.g. http://{{ ansible_host }}:30000) or DTMA_URL")
     if not params["token"]:
-        module.fail_json(msg="no agent token: set the token option or DTMA_BEARER_TOKEN")
+        fail("no agent token: set the token option or DTMA_BEARER_TOKEN")
     try:
         return DtmaClient(params["url"], params["token"], timeout=params["timeout"],
                           validate_certs=params["validate_certs"], ca_path=params["ca_path"] or None)
     except DtmaUrlError as exc:
         if raise_url_error:
             raise
-        module.fail_json(msg=exc.message)
+        fail(exc.message)
+    return None
 
 
-def fail_json(module, msg, exc=None, **fields):
-    """fail_json with what the agent said about a failed call: HTTP status, its error and the fields it named
-    (unless the caller passes its own, e.g. fields mapped to option names)."""
-    if exc is not None:
-        fields.setdefault("status", exc.status)
-        for key, answer_key in (("agent_error", "error"), ("fields", "fields")):
-            if exc.body.get(answer_key):
-                fields.setdefault(key, exc.body[answer_key])
-    module.fail_json(msg=msg, **fields)
+def failure_fields(exc):
+    """What the agent said about a failed call, as a module's failure returns it: the HTTP status, the agent's error,
+    the fields it named and, for a refusal by a rate limit, retry_after (whole seconds)."""
+    fields = {"status": exc.status}
+    for key, answer_key in (("agent_error", "error"), ("fields", "fields")):
+        if exc.body.get(answer_key):
+            fields[key] = exc.body[answer_key]
+    if getattr(exc, "retry_after", None) is not None:
+        fields["retry_after"] = exc.retry_after
+    return fields
+
+
+class Manager(object):
+    """The shape every module of the collection runs in (after community.docker's managers): it holds the result it
+    builds up, the agent client, a single fail(), and dispatches on its state option.
+
+    A subclass sets STATE (the option that says what to do, or None for a module that does one thing) and has one
+    method per value of it; HANDLERS maps a value to another method's name (None to the method of a stateless module).
+    subject() names what the task is about in messages. run() calls the method, turns the agent's typed errors that
+    the method did not handle into a failure, and exits with the result.
+    """
+
+    STATE = "state"
+    HANDLERS = {}
+
+    def __init__(self, module, client=None):
+        self.module = module
+        self.params = module.params
+        self.check_mode = module.check_mode
+        self.result = {"changed": False}
+        self.check_options()
+        self.client = client if client is not None else self.connect()
+
+    # -- hooks ----------------------------------------------------------------------------------------------------
+
+    def check_options(self):
+        """Fail for option values argument_spec cannot express (ranges), before anything is asked of the agent."""
+
+    def connect(self):
+        """The agent client from the connection options, or a failure saying what is missing or wrong."""
+        return client(self.module, fail=self.fail)
+
+    def subject(self):
+        """What the task is about, for messages (for example "group acct-42")."""
+        return "the DTMA agent"
+
+    def describe(self, exc):
+        """The message for an agent error the state's method did not handle."""
+        state = " (%s=%s)" % (self.STATE, self.params[self.STATE]) if self.STATE else ""
+        return "%s%s: %s" % (self.subject(), state, exc.message)
+
+    # -- the one way out --------------------------------------------------------------------------------------------
+
+    def fail(self, msg, exc=None, **fields):
+        """Fail the task: `msg`, the result so far, what the agent said about `exc` (failure_fields) and `fields`
+        (which win: a caller may map the agent's fields to option names)."""
+        out = dict(self.result)
+        if exc is not None:
+            out.update(failure_fields(exc))
+        out.update(fields)
+        self.module.fail_json(msg=msg, **out)
+
+    def exit(self, **fields):
+        self.result.update(fields)
+        self.module.exit_json(**self.result)
+
+    # -- dispatch -----------------------------------------------------------------------------------------------------
+
+    def handler(self):
+        value = self.params[self.STATE] if self.STATE else None
+        return getattr(self, self.HANDLERS.get(value, value))
+
+    def run(self):
+        try:
+            self.handler()()
+        except DtmaConnectionError as exc:
+            self.fail("could not reach the DTMA agent for %s: %s. Check the url option and that the agent runs and is "
+                      "reachable from the controller." % (self.subject(), exc.message), exc)
+        except DtmaError as exc:
+            self.fail(self.describe(exc), exc)
+        self.exit()

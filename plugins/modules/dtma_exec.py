@@ -161,8 +161,8 @@ import shlex
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.agentopia.dtma.plugins.module_utils._api import DtmaBlocked, DtmaConnectionError, DtmaError, DtmaRateLimited
-from ansible_collections.agentopia.dtma.plugins.module_utils._common import argument_spec, client
+from ansible_collections.agentopia.dtma.plugins.module_utils._api import DtmaBlocked, DtmaConnectionError, DtmaRateLimited
+from ansible_collections.agentopia.dtma.plugins.module_utils._common import Manager, argument_spec
 from ansible_collections.agentopia.dtma.plugins.module_utils._ssh import SshError, run_over_ssh, ssh_settings
 
 
@@ -180,11 +180,81 @@ def host_exec(params, request):
                                                                  (answer["stderr"] or answer["stdout"])[-500:]))
 
 
-def ran(result, body, transport):
-    result.update(changed=True, transport=transport, rc=body["exit_code"], stdout=body["stdout"], stderr=body["stderr"],
-                  stdout_lines=body["stdout"].splitlines(), stderr_lines=body["stderr"].splitlines(),
-                  duration_ms=body["duration_ms"], truncated=body.get("truncated", False), timed_out=body.get("timed_out", False))
-    return result
+class ExecManager(Manager):
+    """One command: the agent's verdict (check mode) or its run, through the agent or, when it does not answer and
+    fallback=ssh, through `dtma-agent exec` on the host."""
+
+    STATE = None
+    HANDLERS = {None: "execute"}
+
+    def __init__(self, module, client=None):
+        super(ExecManager, self).__init__(module, client)
+        params = self.params
+        self.request = {"command": params["command"]} if params["command"] is not None else {"argv": params["argv"]}
+        self.request["timeout"] = params["command_timeout"] * 1000
+        self.result.update(cmd=params["command"] if params["command"] is not None else shlex.join(params["argv"]),
+                           transport="agent", policy_source="agent")
+
+    def check_options(self):
+        if not 1 <= self.params["command_timeout"] <= 300:
+            self.fail("command_timeout must be between 1 and 300 seconds (the agent's limit)")
+
+    def subject(self):
+        return "the command"
+
+    def describe(self, exc):
+        return exc.message
+
+    def ran(self, body, transport):
+        self.result.update(changed=True, transport=transport, rc=body["exit_code"], stdout=body["stdout"],
+                           stderr=body["stderr"], stdout_lines=body["stdout"].splitlines(),
+                           stderr_lines=body["stderr"].splitlines(), duration_ms=body["duration_ms"],
+                           truncated=body.get("truncated", False), timed_out=body.get("timed_out", False))
+
+    def verdict(self, body, whose):
+        """Check mode: the policy's verdict is the result; a command the real run would refuse fails now."""
+        self.result.update(allowed=body["allowed"], rule=body["rule"], reason=body["reason"], changed=body["allowed"])
+        if not body["allowed"]:
+            self.fail("the %s command policy would block this (%s): %s" % (whose, body["rule"], body["reason"]))
+
+    def execute(self):
+        try:
+            if self.check_mode:
+                self.verdict(self.client.dry_run(self.request), "agent's")
+            else:
+                body = self.client.execute(self.request, self.params["command_timeout"])
+                self.result.update(allowed=True, rule="allowed", reason="executed by the agent")
+                self.ran(body, "agent")
+        except DtmaBlocked as exc:
+            self.result.update(allowed=False, rule=exc.body.get("rule"), reason=exc.body.get("reason"))
+            self.fail("blocked by the agent's command policy (%s): %s" % (self.result["rule"], self.result["reason"]), exc)
+        except DtmaRateLimited as exc:
+            self.fail("the agent is running its maximum number of commands; retry in %ss" % (exc.retry_after or 1), exc)
+        except DtmaConnectionError as exc:
+            if self.params["fallback"] != "ssh":
+                self.fail("%s; the command did not run (set fallback: ssh to use SSH when the agent is down)" % exc.message)
+            self.over_ssh(exc)
+        if not self.check_mode and (self.result["rc"] != 0 or self.result["timed_out"]):
+            why = ("timed out after %ss" % self.params["command_timeout"] if self.result["timed_out"]
+                   else "exited %s" % self.result["rc"])
+            self.fail("the command %s" % why)
+
+    def over_ssh(self, agent_error):
+        self.result.update(transport="ssh", policy_source="host")
+        try:
+            body = host_exec(self.params, dict(self.request, dry_run=self.check_mode))
+        except SshError as exc:
+            self.fail("the agent did not answer (%s) and the SSH fallback failed: %s" % (agent_error.message, exc))
+        if body.get("error") == "command blocked by policy":
+            self.result.update(allowed=False, rule=body.get("rule"), reason=body.get("reason"))
+            self.fail("blocked by the host's command policy (%s): %s; nothing ran" % (self.result["rule"], self.result["reason"]))
+        if "exit_code" not in body and not body.get("dry_run"):
+            self.fail("the SSH fallback could not run the command: %s: %s" % (body.get("error"), body.get("message")))
+        if self.check_mode:
+            self.verdict(body, "host's")
+            return
+        self.result.update(allowed=True, rule="allowed", reason="executed on the host by dtma-agent exec")
+        self.ran(body, "ssh")
 
 
 def main():
@@ -203,61 +273,7 @@ def main():
         required_if=[("fallback", "ssh", ("ssh_host",))],
         supports_check_mode=True,
     )
-    params = module.params
-    if not 1 <= params["command_timeout"] <= 300:
-        module.fail_json(msg="command_timeout must be between 1 and 300 seconds (the agent's limit)")
-    cmd = params["command"] if params["command"] is not None else shlex.join(params["argv"])
-    request = {"command": params["command"]} if params["command"] is not None else {"argv": params["argv"]}
-    request["timeout"] = params["command_timeout"] * 1000
-    result = dict(changed=False, cmd=cmd, transport="agent", policy_source="agent")
-    api = client(module)
-    # the HTTP answer comes after the command: give it the command's time on top of the connection timeout
-    http_timeout = params["timeout"] + params["command_timeout"]
-
-    try:
-        if module.check_mode:
-            verdict = api.post("ssh", "execute", json=dict(request, dry_run=True))
-            result.update(allowed=verdict["allowed"], rule=verdict["rule"], reason=verdict["reason"], changed=verdict["allowed"])
-            if not verdict["allowed"]:  # the real run would fail: say so now
-                module.fail_json(msg="the agent's command policy would block this (%s): %s" % (verdict["rule"], verdict["reason"]), **result)
-        else:
-            _status, body = api.request("POST", ("ssh", "execute"), json=request, timeout=http_timeout)
-            result.update(allowed=True, rule="allowed", reason="executed by the agent")
-            ran(result, body, "agent")
-    except DtmaBlocked as exc:
-        result.update(allowed=False, rule=exc.body.get("rule"), reason=exc.body.get("reason"))
-        module.fail_json(msg="blocked by the agent's command policy (%s): %s" % (result["rule"], result["reason"]), **result)
-    except DtmaRateLimited as exc:
-        module.fail_json(msg="the agent is running its maximum number of commands; retry in %ss" % (exc.retry_after or 1), **result)
-    except DtmaConnectionError as exc:
-        if params["fallback"] != "ssh":
-            module.fail_json(msg="%s; the command did not run (set fallback: ssh to use SSH when the agent is down)" % exc.message, **result)
-        result.update(transport="ssh", policy_source="host")
-        try:
-            body = host_exec(params, dict(request, dry_run=module.check_mode))
-        except SshError as ssh_exc:
-            module.fail_json(msg="the agent did not answer (%s) and the SSH fallback failed: %s" % (exc.message, ssh_exc), **result)
-        if body.get("error") == "command blocked by policy":
-            result.update(allowed=False, rule=body.get("rule"), reason=body.get("reason"))
-            module.fail_json(msg="blocked by the host's command policy (%s): %s; nothing ran" % (result["rule"], result["reason"]),
-                             **result)
-        if "exit_code" not in body and not body.get("dry_run"):
-            module.fail_json(msg="the SSH fallback could not run the command: %s: %s" % (body.get("error"), body.get("message")),
-                             **result)
-        if module.check_mode:
-            result.update(allowed=body["allowed"], rule=body["rule"], reason=body["reason"], changed=body["allowed"])
-            if not body["allowed"]:
-                module.fail_json(msg="the host's command policy would block this (%s): %s" % (body["rule"], body["reason"]), **result)
-            module.exit_json(**result)
-        result.update(allowed=True, rule="allowed", reason="executed on the host by dtma-agent exec")
-        ran(result, body, "ssh")
-    except DtmaError as exc:
-        module.fail_json(msg=exc.message, status=exc.status, **result)
-
-    if not module.check_mode and (result["rc"] != 0 or result["timed_out"]):
-        why = "timed out after %ss" % params["command_timeout"] if result["timed_out"] else "exited %s" % result["rc"]
-        module.fail_json(msg="the command %s" % why, **result)
-    module.exit_json(**result)
+    ExecManager(module).run()
 
 
 if __name__ == "__main__":

@@ -24,6 +24,8 @@ description:
     and last log lines; a server that was recreated keeps its previous container, which the agent restores.
   - O(state=absent) removes every container of the group; O(state=restarted) restarts every server of the group,
     within the agent's restart limit.
+  - Images are pulled by the agent as each server's O(servers[].pull) says, with O(servers[].registry_auth) for a
+    private registry.
   - A group is the set of containers the agent labelled with its name; nothing else is stored anywhere.
 options:
   name:
@@ -33,7 +35,7 @@ options:
   state:
     description:
       - V(present) converges the group to O(servers).
-      - V(absent) stops and removes every container of the group (O(force_remove), O(graceful_timeout)).
+      - V(absent) stops and removes every container of the group (O(force_remove), O(stop_timeout)).
       - V(restarted) restarts every server of the group; O(servers) is not used. It always reports a change.
         The agent allows at most three restarts of a server in five minutes and one every 30 seconds (its
         defaults); beyond that the task fails, naming the server and when to retry.
@@ -51,9 +53,46 @@ options:
         type: str
         required: true
       image:
-        description: The Docker image (the agent's C(dockerImageUrl)); pulled by the agent when it is not present.
+        description: The Docker image (the agent's C(dockerImageUrl)); whether the agent pulls it is O(servers[].pull).
         type: str
         required: true
+      pull:
+        description:
+          - When the agent pulls O(servers[].image) (the agent's C(pullPolicy)), as C(community.docker.docker_container)'s
+            O(community.docker.docker_container#module:pull) does.
+          - V(missing) - only when no local image has that reference; a local image is used as it is, so a moving tag
+            such as C(:latest) is not refreshed.
+          - V(always) - before every deployment of the group (also when nothing else changed); a server whose pulled
+            image differs from the one its container runs is recreated. A server whose image did not change is left
+            alone. Check mode cannot know what the registry holds without pulling, which would change the host; it
+            shows the plan for the local image and marks the server with C(pull=true) (see RV(plan)), so a run that
+            pulls a new image can change more than check mode said.
+          - V(never) - the image must be present on the host; when it is not, the task fails (HTTP 422 naming
+            O(servers[].pull)) and nothing of the group is changed.
+        type: str
+        choices: [missing, always, never]
+        default: missing
+      registry_auth:
+        description:
+          - Credentials for the registry of a private O(servers[].image), passed to Docker with the pull (its
+            C(auth_config), the agent's C(registryAuth)); never stored, logged or returned by the agent.
+          - A registry that refuses them fails the task (HTTP 422 naming O(servers[].registry_auth)) and nothing of
+            the group is changed (with O(servers[].pull=always)) or that server is not deployed (V(missing)).
+        type: dict
+        suboptions:
+          username:
+            description: The registry user.
+            type: str
+            required: true
+          password:
+            description: The password or access token (C(no_log)).
+            type: str
+            required: true
+          serveraddress:
+            description:
+              - The registry, for example V(registry.example.com:5000); by default the registry named in
+                O(servers[].image).
+            type: str
       account_tool_instance_id:
         description: The backend's account tool instance id, kept in the container's labels.
         type: str
@@ -142,12 +181,14 @@ options:
     description: With O(state=absent), kill the containers at once instead of stopping them gracefully.
     type: bool
     default: false
-  graceful_timeout:
+  stop_timeout:
     description:
       - Seconds a container gets to stop before it is killed, with O(state=absent) (unless O(force_remove=true))
-        and with O(state=restarted).
+        and with O(state=restarted) (the name C(community.docker.docker_container) uses).
+      - The alias O(graceful_timeout) is the name this option had before; it is the same option.
     type: int
     default: 10
+    aliases: [graceful_timeout]
 extends_documentation_fragment:
   - agentopia.dtma.connection
   - agentopia.dtma.connection.attributes
@@ -169,7 +210,8 @@ notes:
   - Pulling a large image may take longer than O(timeout) seconds; raise it for the first deployment.
   - The agent answers C(/mcp/validate) with the same planning code it converges with, so check mode shows what
     the real run does, except for failures only Docker can find (a host port taken by another process, an image
-    that cannot be pulled).
+    that cannot be pulled) and, with O(servers[].pull=always), what the pull brings (the apply pulls first, then
+    plans with the pulled image using the same function).
 seealso:
   - module: agentopia.dtma.dtma_mcp_server
 author:
@@ -218,6 +260,20 @@ EXAMPLES = r'''
       ansible.builtin.debug:
         msg: "{{ group.health | map(attribute='health') | list }}"
 
+- name: Deploy a private image, pulling it on every run so that a moved tag is deployed
+  agentopia.dtma.dtma_mcp_group:
+    name: acct-7
+    servers:
+      - name: acct-7-search
+        image: registry.example.com:5000/mcp/search:stable
+        pull: always
+        registry_auth:
+          username: deploy
+          password: "{{ vault_registry_password }}"
+        ports:
+          "8080": 31010
+  delegate_to: localhost
+
 - name: Restart every server of a group
   agentopia.dtma.dtma_mcp_group:
     name: acct-42
@@ -228,13 +284,20 @@ EXAMPLES = r'''
   agentopia.dtma.dtma_mcp_group:
     name: acct-42
     state: absent
-    graceful_timeout: 30
+    stop_timeout: 30
   delegate_to: localhost
 '''
 
 RETURN = r'''
+name:
+  description: The group's id (O(name)).
+  returned: always
+  type: str
+  sample: acct-42
 group:
-  description: The group's id.
+  description:
+    - The group's id, as RV(name).
+    - Deprecated, use RV(name); returned as well until 1.0.0.
   returned: always
   type: str
   sample: acct-42
@@ -308,6 +371,12 @@ plan:
     container_id:
       description: The existing container's id, or null when there is none.
       type: str
+    pull:
+      description:
+        - Whether the apply pulls the server's image first (O(servers[].pull=always), or a missing image with
+          V(missing)). With V(always) the action is the one for the local image; a pulled image that differs makes
+          the apply recreate the server.
+      type: bool
   sample:
     - {name: acct-42-github, action: unchanged, reason: up to date, container_id: 3f2a9c0d1b7e}
     - {name: acct-42-files, action: recreate, reason: configuration changed, container_id: 5e6f7a8b9c0d}
@@ -319,8 +388,13 @@ health:
   type: list
   elements: dict
   contains:
-    server:
+    name:
       description: The server's instance name.
+      type: str
+    server:
+      description:
+        - The server's instance name, as C(name).
+        - Deprecated, use C(name); returned as well until 1.0.0.
       type: str
     state:
       description: The container's state.
@@ -329,7 +403,8 @@ health:
       description: C(container), C(status) (V(healthy) or V(unhealthy)), C(reason) and C(probe).
       type: dict
   sample:
-    - server: acct-42-github
+    - name: acct-42-github
+      server: acct-42-github
       state: running
       health:
         container: running
@@ -354,13 +429,15 @@ from ansible_collections.agentopia.dtma.plugins.module_utils._api import (
     DtmaNotFound,
     DtmaRateLimited,
 )
-from ansible_collections.agentopia.dtma.plugins.module_utils._common import argument_spec, client as make_client, fail_json
+from ansible_collections.agentopia.dtma.plugins.module_utils._common import Manager, argument_spec
 
 # The agent's field names and the options they come from, to name the option in the agent's validation errors.
 _OPTION_NAMES = {
     "groupId": "name",
     "instanceNameOnToolbox": "name",
     "dockerImageUrl": "image",
+    "pullPolicy": "pull",
+    "registryAuth": "registry_auth",
     "accountToolInstanceId": "account_tool_instance_id",
     "mcpEndpointPath": "endpoint_path",
     "mcpTransportType": "transport",
@@ -381,6 +458,7 @@ def server_payload(server):
     limits = dict((k, v) for k, v in (server.get("resources") or {}).items() if v not in (None, ""))
     if server.get("resource_template"):
         limits["template"] = server["resource_template"]
+    auth = dict((k, v) for k, v in (server.get("registry_auth") or {}).items() if v not in (None, ""))
     fields = {
         "instanceNameOnToolbox": server["name"],
         "dockerImageUrl": server["image"],
@@ -391,6 +469,9 @@ def server_payload(server):
         "environmentVariables": server.get("env"),
         "resourceLimits": limits,
         "baseConfigOverrideJson": server.get("config_override"),
+        # the agent's default is missing: sent only when it is another, so an older agent still takes the spec
+        "pullPolicy": server.get("pull") if server.get("pull") not in (None, "missing") else None,
+        "registryAuth": auth,
     }
     return dict((k, v) for k, v in fields.items() if v not in (None, {}, ""))
 
@@ -418,9 +499,14 @@ def option_path(text):
     return re.sub(r"\b(%s)\b" % "|".join(_OPTION_NAMES), lambda m: _OPTION_NAMES[m.group(1)], text)
 
 
+def server_name(view):
+    """A server's name in the agent's views (older agents named it `server` only)."""
+    return view.get("name") or view.get("server")
+
+
 def server_state(view):
     """A server as it runs, for the diff: never its environment."""
-    return {"name": view.get("server") or view.get("name"), "image": view.get("image"), "state": view.get("state"),
+    return {"name": server_name(view), "image": view.get("image"), "state": view.get("state"),
             "transport": view.get("mcp_transport"), "endpoint_path": view.get("mcp_endpoint_path"),
             "config": view.get("config_hash")}
 
@@ -453,7 +539,7 @@ def is_ready(server):
 
 def unhealthy_summary(servers, wanted):
     """One line naming each server that is not ready, and why."""
-    seen = dict((s.get("server") or s.get("name"), s) for s in servers)
+    seen = dict((server_name(s), s) for s in servers)
     parts = []
     for name in wanted:
         server = seen.get(name)
@@ -465,31 +551,32 @@ def unhealthy_summary(servers, wanted):
     return "; ".join(parts)
 
 
-class GroupManager(object):
+class GroupManager(Manager):
+    """One group: the plan decides, then present() / absent() / restarted()."""
 
-    def __init__(self, module, client):
-        self.module = module
-        self.client = client
-        self.params = module.params
+    def __init__(self, module, client=None):
+        super(GroupManager, self).__init__(module, client)
         self.name = self.params["name"]
-        self.result = {"changed": False, "group": self.name, "servers": []}
+        self.grace = self.params["stop_timeout"]
+        # `group` is the deprecated name of `name`, returned as well until 1.0.0
+        self.result.update(name=self.name, group=self.name, servers=[])
 
-    # -- reading -----------------------------------------------------------------------------------------
+    def subject(self):
+        return "group %s" % self.name
+
+    def describe(self, exc):
+        return "group %s (state=%s): %s" % (self.name, self.params["state"], option_path(exc.message))
 
     def current(self):
         """The group's servers as the agent reads them from Docker (no probe: cheap)."""
-        body = self.client.get("mcp", "status")
-        return [s for s in body.get("mcp_servers") or [] if s.get("group_id") == self.name]
-
-    def fail(self, msg, exc=None, **extra):
-        fail_json(self.module, msg, exc, **dict(self.result, **extra))
+        return self.client.mcp_servers(self.name)
 
     # -- states ------------------------------------------------------------------------------------------
 
     def present(self):
         payload = group_payload(self.params)
         try:
-            plan = self.client.post("mcp", "validate", json=payload)["data"]["plan"]
+            plan = self.client.validate_group(payload)
         except DtmaInvalid as exc:
             fields = [dict(f, option=option_path(f.get("field") or "")) for f in exc.body.get("fields") or []]
             self.fail("the DTMA agent refused the spec of group %s: %s (HTTP %s)"
@@ -503,10 +590,12 @@ class GroupManager(object):
         self.result["changed"] = changed
         if self.module._diff:
             self.result["diff"] = build_diff(self.current(), payload, plan)
-        if self.module.check_mode:
+        if self.check_mode:
             self.result["servers"] = plan
             return
-        if changed:
+        # a server pulled on every run (pull=always) may change with the pull although the plan for the local
+        # image says it is unchanged: the agent pulls, plans again with the same function and applies that
+        if changed or any(s.get("pull") for s in plan):
             self.deploy(payload)
         else:
             self.result["servers"] = [{"name": s["name"], "outcome": "unchanged", "reason": s["reason"],
@@ -515,18 +604,16 @@ class GroupManager(object):
             self.wait([s["instanceNameOnToolbox"] for s in payload["servers"]])
 
     def deploy(self, payload):
+        # each wave waits for its servers to settle (and, with wait, to answer MCP)
+        ready_s = (self.params["settle"] or 3) + (self.params["wait_timeout"] if self.params["wait"] else 0)
         try:
-            # each wave waits for its servers to settle (and, with wait, to answer MCP)
-            ready_s = (self.params["settle"] or 3) + (self.params["wait_timeout"] if self.params["wait"] else 0)
-            body = self.client.post("mcp", "groups", json=payload, ok=(201,),
-                                    timeout=self.params["timeout"] + ready_s * max(1, len(self.params["dependency_order"]) + 1))
+            body = self.client.deploy_group(payload, ready_s * max(1, len(self.params["dependency_order"]) + 1))
         except DtmaConnectionError as exc:
             hint = (" The deployment may still be running on the agent; raise the timeout option for slow image pulls."
                     if "Timeout" in exc.message else " Check the url option and that the agent runs.")
             self.fail("group %s: %s.%s" % (self.name, exc.message, hint), exc)
         except DtmaError as exc:
-            data = exc.body.get("data") or {}
-            servers = data.get("servers") or []
+            servers = (exc.body.get("data") or {}).get("servers") or []
             if servers:  # the agent converged what it could and says per server what failed
                 self.result["servers"] = servers
                 self.result["changed"] = any(s.get("outcome") not in ("unchanged", "failed") for s in servers)
@@ -534,8 +621,13 @@ class GroupManager(object):
                 detail = "; ".join("%s: %s" % (s["name"], s.get("message") or s.get("error")) for s in failed)
                 self.fail("group %s: not every server could be deployed: %s (HTTP %s)"
                           % (self.name, option_path(detail or exc.message), exc.status), exc)
+            if isinstance(exc, DtmaInvalid):  # refused before anything changed (an image pull, a policy of never)
+                self.fail("the DTMA agent refused to deploy group %s: %s (HTTP %s); nothing was changed"
+                          % (self.name, option_path(exc.body.get("message") or exc.message), exc.status), exc)
             raise
-        self.result["servers"] = body["data"]["servers"]
+        servers = body["data"]["servers"]
+        self.result["servers"] = servers
+        self.result["changed"] = any(s.get("outcome") != "unchanged" for s in servers)
 
     def wait(self, wanted):
         timeout = self.params["wait_timeout"]
@@ -545,14 +637,13 @@ class GroupManager(object):
             remaining = deadline - time.monotonic()
             retry_for = max(0.0, min(5.0, remaining))  # the agent retries refused connections for this long
             try:
-                body = self.client.get("mcp", "health", self.name, params={"retryFor": round(retry_for, 1)},
-                                       timeout=self.params["timeout"] + retry_for + 10)
+                body = self.client.group_health(self.name, retry_for)
                 servers = body["data"]["servers"]
                 self.result["health"] = servers
                 self.result["collective_status"] = body["data"]["collectiveStatus"]
             except DtmaNotFound:
                 servers = []
-            by_name = dict((s.get("server") or s.get("name"), s) for s in servers)
+            by_name = dict((server_name(s), s) for s in servers)
             if all(n in by_name and is_ready(by_name[n]) for n in wanted):
                 return
             if time.monotonic() >= deadline:
@@ -565,21 +656,19 @@ class GroupManager(object):
         if self.module._diff:
             self.result["diff"] = {"before": {"servers": sorted((server_state(v) for v in current), key=lambda s: s["name"])},
                                    "after": {"servers": []}}
-        self.result["servers"] = [{"name": s["server"], "outcome": "removed", "container_id": s["container_id"]} for s in current]
-        if not current or self.module.check_mode:
+        self.result["servers"] = [{"name": server_name(s), "outcome": "removed", "container_id": s["container_id"]}
+                                  for s in current]
+        if not current or self.check_mode:
             return
-        params = {"forceRemove": "true" if self.params["force_remove"] else "false",
-                  "gracefulTimeoutMs": self.params["graceful_timeout"] * 1000}
         try:
-            body = self.client.delete("mcp", "groups", self.name, params=params,
-                                      timeout=self.params["timeout"] + self.params["graceful_timeout"])
+            body = self.client.remove_group(self.name, self.params["force_remove"], self.grace)
         except DtmaNotFound:  # removed by someone else between the two calls
             self.result.update(changed=False, servers=[])
             return
         self.result["servers"] = body["data"]["servers"]
 
     def restarted(self):
-        current = self.current()
+        current = sorted(self.current(), key=server_name)
         if not current:
             self.fail("group %s has no servers on the agent; there is nothing to restart (deploy it with state=present)" % self.name)
         self.result["changed"] = True
@@ -587,30 +676,36 @@ class GroupManager(object):
             before = sorted((server_state(v) for v in current), key=lambda s: s["name"])
             self.result["diff"] = {"before": {"servers": before},
                                    "after": {"servers": [dict(s, state="running") for s in before]}}
-        if self.module.check_mode:
-            self.result["servers"] = [{"name": s["server"], "action": "restart", "container_id": s["container_id"]} for s in current]
+        if self.check_mode:
+            self.result["servers"] = [{"name": server_name(s), "action": "restart", "container_id": s["container_id"]}
+                                      for s in current]
             return
         done = self.result["servers"]
-        for server in sorted(current, key=lambda s: s["server"]):
-            name = server["server"]
+        for server in current:
+            name = server_name(server)
             try:
-                body = self.client.post("mcp", "servers", name, "restart", params={"timeout": self.params["graceful_timeout"]},
-                                        timeout=self.params["timeout"] + self.params["graceful_timeout"])
+                body = self.client.restart_server(name, self.grace)
             except DtmaRateLimited as exc:
                 restarted = ", ".join(s["name"] for s in done) or "none"
                 self.fail("MCP server %s of group %s was not restarted: the agent's restart limit refused it (%s); retry after %s seconds. "
                           "Restarted before it: %s" % (name, self.name, exc.body.get("message") or exc.message, exc.retry_after, restarted),
-                          exc, retry_after=int(exc.retry_after) if str(exc.retry_after or "").isdigit() else exc.retry_after, server=name)
+                          exc, server=name)
             data = body.get("data") or {}
             done.append({"name": name, "outcome": "restarted", "container_id": data.get("container_id"), "state": data.get("state")})
         if self.params["wait"]:
-            self.wait([s["server"] for s in current])
+            self.wait([server_name(s) for s in current])
 
 
 def main():
     server_options = dict(
         name=dict(type="str", required=True),
         image=dict(type="str", required=True),
+        pull=dict(type="str", default="missing", choices=["missing", "always", "never"]),
+        registry_auth=dict(type="dict", options=dict(
+            username=dict(type="str", required=True),
+            password=dict(type="str", required=True, no_log=True),
+            serveraddress=dict(type="str"),
+        )),
         account_tool_instance_id=dict(type="str"),
         endpoint_path=dict(type="str", default="/mcp"),
         transport=dict(type="str", default="streamable-http", choices=["stdio", "sse", "streamable-http", "websocket"]),
@@ -632,21 +727,12 @@ def main():
             wait=dict(type="bool", default=False),
             wait_timeout=dict(type="int", default=60),
             force_remove=dict(type="bool", default=False),
-            graceful_timeout=dict(type="int", default=10),
+            stop_timeout=dict(type="int", default=10, aliases=["graceful_timeout"]),
         ),
         required_if=[("state", "present", ["servers"])],
         supports_check_mode=True,
     )
-    manager = GroupManager(module, make_client(module))
-    state = module.params["state"]
-    try:
-        getattr(manager, state)()
-    except DtmaConnectionError as exc:
-        manager.fail("could not reach the DTMA agent for group %s: %s. Check the url option and that the agent runs and is reachable "
-                     "from the controller." % (manager.name, exc.message), exc)
-    except DtmaError as exc:
-        manager.fail("group %s (state=%s): %s" % (manager.name, state, option_path(exc.message)), exc)
-    module.exit_json(**manager.result)
+    GroupManager(module).run()
 
 
 if __name__ == "__main__":

@@ -30,12 +30,15 @@ options:
     type: str
     choices: [started, stopped, restarted]
     default: started
-  graceful_timeout:
+  stop_timeout:
     description:
-      - Seconds the container gets to stop before it is killed, for V(stopped) and V(restarted).
-      - Named so because the shared O(timeout) option is the time to wait for the agent's answer.
+      - Seconds the container gets to stop before it is killed, for V(stopped) and V(restarted) (the name
+        C(community.docker.docker_container) uses; the shared O(timeout) option is the time to wait for the agent's
+        answer, and the module waits this long on top of it).
+      - The alias O(graceful_timeout) is the name this option had before; it is the same option.
     type: int
     default: 10
+    aliases: [graceful_timeout]
 extends_documentation_fragment:
   - agentopia.dtma.connection
   - agentopia.dtma.connection.attributes
@@ -75,7 +78,7 @@ EXAMPLES = r'''
       agentopia.dtma.dtma_mcp_server:
         name: acct-42-github
         state: stopped
-        graceful_timeout: 30
+        stop_timeout: 30
       delegate_to: localhost
 
     - name: Start it again
@@ -152,39 +155,33 @@ retry_after:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.agentopia.dtma.plugins.module_utils._api import (
-    DtmaConnectionError,
-    DtmaError,
-    DtmaNotFound,
-    DtmaRateLimited,
-)
-from ansible_collections.agentopia.dtma.plugins.module_utils._common import argument_spec, client as make_client, fail_json
+from ansible_collections.agentopia.dtma.plugins.module_utils._api import DtmaNotFound, DtmaRateLimited
+from ansible_collections.agentopia.dtma.plugins.module_utils._common import Manager, argument_spec
 
 # Docker states in which the container counts as running (stopping it is a change).
 _RUNNING = ("running", "restarting", "paused")
 _KEEP = ("name", "group_id", "container_id", "image", "state", "status", "ports", "mcp_transport", "mcp_endpoint_path",
          "account_tool_instance_id", "created")
+_PAST = {"start": "started", "stop": "stopped", "restart": "restarted"}
 
 
 def server_view(view):
     return dict((k, view.get(k)) for k in _KEEP)
 
 
-class ServerManager(object):
+class ServerManager(Manager):
+    """One MCP server: look it up, then started() / stopped() / restarted()."""
 
-    def __init__(self, module, client):
-        self.module = module
-        self.client = client
-        self.name = module.params["name"]
-        self.grace = module.params["graceful_timeout"]
-        self.result = {"changed": False}
+    def __init__(self, module, client=None):
+        super(ServerManager, self).__init__(module, client)
+        self.name = self.params["name"]
+        self.grace = self.params["stop_timeout"]
 
-    def fail(self, msg, exc=None, **extra):
-        fail_json(self.module, msg, exc, **dict(self.result, **extra))
+    def subject(self):
+        return "MCP server %s" % self.name
 
     def lookup(self):
-        body = self.client.get("mcp", "status")
-        for view in body.get("mcp_servers") or []:
+        for view in self.client.mcp_servers():
             if view.get("name") == self.name:
                 return view
         self.fail("no MCP server named %s is managed by the DTMA agent at %s; GET /mcp/status lists the servers, "
@@ -192,40 +189,39 @@ class ServerManager(object):
         return None
 
     def call(self, action):
-        """POST /mcp/servers/<name>/<action>; the agent's answer (data: the server view, changed for start/stop)."""
+        """The agent's answer to start, stop or restart (data: the server view, changed for start and stop)."""
         try:
-            body = self.client.post("mcp", "servers", self.name, action, params={"timeout": self.grace},
-                                    timeout=self.module.params["timeout"] + self.grace)
+            return self.client.server_action(self.name, action, self.grace)
         except DtmaNotFound as exc:
             if "error" not in exc.body:  # the framework's 404 for a route it does not have, not the agent's answer
                 self.fail("the DTMA agent at %s has no route POST /mcp/servers/<name>/%s; upgrade the agent to one "
                           "that can %s MCP servers" % (self.client.base_url, action, action), exc)
-            self.fail("MCP server %s disappeared before it could be %s: %s" % (self.name, self.past(action), exc.message), exc)
+            self.fail("MCP server %s disappeared before it could be %s: %s" % (self.name, _PAST[action], exc.message), exc)
         except DtmaRateLimited as exc:
-            retry_after = int(exc.retry_after) if str(exc.retry_after or "").isdigit() else exc.retry_after
             self.fail("MCP server %s was not restarted: the agent's restart limit refused it (%s); retry after %s seconds"
-                      % (self.name, exc.body.get("message") or exc.message, retry_after), exc, retry_after=retry_after)
-        return body
+                      % (self.name, exc.body.get("message") or exc.message, exc.retry_after), exc)
+        return None
 
-    @staticmethod
-    def past(action):
-        return {"start": "started", "stop": "stopped", "restart": "restarted"}[action]
+    def started(self):
+        self.converge("start", lambda previous: previous != "running", lambda previous: "running")
 
-    def run(self, state):
+    def stopped(self):
+        self.converge("stop", lambda previous: previous in _RUNNING,
+                      lambda previous: "exited" if previous in _RUNNING else previous)
+
+    def restarted(self):
+        self.converge("restart", lambda previous: True, lambda previous: "running")
+
+    def converge(self, action, needed, predict):
         before = self.lookup()
         previous = before.get("state")
-        if state == "started":
-            action, changed, predicted = "start", previous != "running", "running"
-        elif state == "stopped":
-            action, changed, predicted = "stop", previous in _RUNNING, "exited" if previous in _RUNNING else previous
-        else:
-            action, changed, predicted = "restart", True, "running"
-        self.result.update(changed=changed, previous_state=previous, state=predicted if changed else previous,
+        changed = needed(previous)
+        self.result.update(changed=changed, previous_state=previous, state=predict(previous) if changed else previous,
                            server=server_view(before))
         if self.module._diff:
             self.result["diff"] = {"before": {"name": self.name, "state": previous},
                                    "after": {"name": self.name, "state": self.result["state"]}}
-        if not changed or self.module.check_mode:
+        if not changed or self.check_mode:
             return
         body = self.call(action)
         after = body.get("data") or {}
@@ -236,9 +232,9 @@ class ServerManager(object):
         self.result.update(changed=changed, server=server_view(after), state=after.get("state"))
         if self.module._diff:
             self.result["diff"]["after"]["state"] = after.get("state")
-        if state in ("started", "restarted") and after.get("state") != "running":
+        if action != "stop" and after.get("state") != "running":
             self.fail("MCP server %s was %s but its container is %s; see its logs (GET /mcp/servers/%s/logs)"
-                      % (self.name, self.past(action), after.get("state"), self.name))
+                      % (self.name, _PAST[action], after.get("state"), self.name))
 
 
 def main():
@@ -246,20 +242,11 @@ def main():
         argument_spec=argument_spec(
             name=dict(type="str", required=True),
             state=dict(type="str", default="started", choices=["started", "stopped", "restarted"]),
-            graceful_timeout=dict(type="int", default=10),
+            stop_timeout=dict(type="int", default=10, aliases=["graceful_timeout"]),
         ),
         supports_check_mode=True,
     )
-    manager = ServerManager(module, make_client(module))
-    state = module.params["state"]
-    try:
-        manager.run(state)
-    except DtmaConnectionError as exc:
-        manager.fail("could not reach the DTMA agent for MCP server %s: %s. Check the url option and that the agent runs and is "
-                     "reachable from the controller." % (manager.name, exc.message), exc)
-    except DtmaError as exc:
-        manager.fail("MCP server %s (state=%s): %s" % (manager.name, state, exc.message), exc)
-    module.exit_json(**manager.result)
+    ServerManager(module).run()
 
 
 if __name__ == "__main__":

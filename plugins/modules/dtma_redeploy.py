@@ -160,8 +160,8 @@ from datetime import datetime, timezone
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.agentopia.dtma.plugins.module_utils import _common
 from ansible_collections.agentopia.dtma.plugins.module_utils._api import DtmaError
+from ansible_collections.agentopia.dtma.plugins.module_utils._common import Manager, argument_spec
 
 POLL_INTERVAL = 0.25
 POLL_TIMEOUT = 2
@@ -188,15 +188,21 @@ def _now():
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-class Redeployer(object):
+class Redeployer(Manager):
+    """Restart the agent or switch its release, then prove a new process answers; restart() and redeploy() share
+    that one flow (change())."""
 
-    def __init__(self, module):
-        self.module = module
-        self.params = module.params
-        self.client = _common.client(module)
+    STATE = "mode"
+    HANDLERS = {"restart": "change", "redeploy": "change"}
+
+    def __init__(self, module, client=None):
+        super(Redeployer, self).__init__(module, client)
         self.steps = []
         self.error = None  # the DtmaError of the last request that failed
-        self.result = dict(changed=False, before={}, after={}, steps=self.steps)
+        self.result.update(before={}, after={}, steps=self.steps)
+
+    def subject(self):
+        return "the DTMA agent"
 
     def step(self, name, func):
         """Run one step, record it; func returns (value, result text)."""
@@ -206,13 +212,9 @@ class Redeployer(object):
                            "result": text})
         return value
 
-    def fail(self, msg, **extra):
-        self.result.update(extra)
-        self.module.fail_json(msg=msg, **self.result)
-
     def read_health(self):
         try:
-            body = self.client.request("GET", ("health",), ok=(200, 503))[1]
+            body = self.client.health(retries=None)[1]  # the client's usual retries: a blip is not an answer
         except DtmaError as exc:
             self.error = exc
             return None, exc.message
@@ -221,32 +223,29 @@ class Redeployer(object):
     def wait_for_new(self, old_boot_id):
         """Poll /health (no retries, short timeouts) until another boot_id answers or wait_timeout passes."""
         deadline = time.monotonic() + self.params["wait_timeout"]
-        retries, self.client.GET_RETRIES = self.client.GET_RETRIES, 0
         last = "no answer yet"
-        try:
-            while True:
-                try:
-                    body = self.client.request("GET", ("health",), ok=(200, 503), timeout=POLL_TIMEOUT)[1]
-                    if body.get("boot_id") and body["boot_id"] != old_boot_id:
-                        return body, "boot_id %s, version %s, %s" % (body["boot_id"], body.get("version"), body.get("status"))
-                    last = "the old agent process (boot_id %s) still answers" % old_boot_id
-                except DtmaError as exc:
-                    last = exc.message
-                if time.monotonic() >= deadline:
-                    return None, "no new agent process within %ss; last: %s" % (self.params["wait_timeout"], last)
-                time.sleep(POLL_INTERVAL)
-        finally:
-            self.client.GET_RETRIES = retries
+        while True:
+            try:
+                body = self.client.health(timeout=POLL_TIMEOUT)[1]
+                if body.get("boot_id") and body["boot_id"] != old_boot_id:
+                    return body, "boot_id %s, version %s, %s" % (body["boot_id"], body.get("version"), body.get("status"))
+                last = "the old agent process (boot_id %s) still answers" % old_boot_id
+            except DtmaError as exc:
+                last = exc.message
+            if time.monotonic() >= deadline:
+                return None, "no new agent process within %ss; last: %s" % (self.params["wait_timeout"], last)
+            time.sleep(POLL_INTERVAL)
 
-    def request(self, method, segments, json=None):
+    def ask(self, call, *args):
+        """One change request to the agent (restart, redeploy): ((status, answer), text), or (None, why not)."""
         try:
-            status, body = self.client.request(method, segments, json=json)
+            status, body = call(*args)
         except DtmaError as exc:
             self.error = exc
             return None, exc.message
         return (status, body), "HTTP %s: %s" % (status, body.get("message"))
 
-    def run(self):
+    def change(self):
         mode, version = self.params["mode"], self.params["version"]
         before = self.step("read health", self.read_health)
         if before is None:
@@ -254,35 +253,32 @@ class Redeployer(object):
                 self.restart_over_ssh(None, "the agent does not answer GET /health: %s" % self.error.message)
             self.fail("cannot %s the DTMA agent, it does not answer GET /health: %s%s"
                       % (mode, self.error.message, " (set ssh_host to restart it over SSH)" if mode == "restart" else ""),
-                      status=self.error.status)
+                      self.error)
         self.result["before"] = health_view(before)
         if mode == "redeploy":
             self.result["release"] = {"version": version}
 
-        if self.module.check_mode:
-            self.result["changed"] = mode == "restart" or before.get("version") != version
-            self.module.exit_json(**self.result)
+        if self.check_mode:
+            self.exit(changed=mode == "restart" or before.get("version") != version)
 
-        segments, body = (("restart",), None) if mode == "restart" else (("redeploy",), {"version": version})
-        answer = self.step("request " + mode, lambda: self.request("POST", segments, json=body))
+        call, args = (self.client.restart_agent, ()) if mode == "restart" else (self.client.redeploy, (version,))
+        answer = self.step("request " + mode, lambda: self.ask(call, *args))
         if answer is None:
             if mode == "restart" and self.params["ssh_host"] and self.error.status is None:
                 self.restart_over_ssh(before["boot_id"], "POST /restart got no answer: %s" % self.error.message)
-            self.fail("the DTMA agent did not %s: %s" % (mode, self.error.message), status=self.error.status)
+            self.fail("the DTMA agent did not %s: %s" % (mode, self.error.message), self.error)
         status, reply = answer
         if mode == "redeploy":
             self.result["release"] = reply.get("data") or {}
             if status == 200 and not self.result["release"].get("changed", True):
-                self.result["after"] = self.result["before"]
-                self.module.exit_json(**self.result)  # already current: nothing was done
+                self.exit(after=self.result["before"])  # already current: nothing was done
         self.result["changed"] = True
         if mode == "restart":
             self.result["transport"] = "api"
 
         after = self.step("wait for a new agent process", lambda: self.wait_for_new(before["boot_id"]))
         if after:
-            self.result["after"] = health_view(after)
-            self.module.exit_json(**self.result)
+            self.exit(after=health_view(after))
 
         waited = self.steps[-1]["result"]
         if mode == "restart":
@@ -319,7 +315,7 @@ class Redeployer(object):
                   % (version, waited, how, after.get("boot_id"), after.get("version")), rolled_back=True)
 
     def rollback_api(self):
-        answer, text = self.request("POST", ("redeploy",), json={"version": "previous"})
+        answer, text = self.ask(self.client.redeploy, "previous")
         if answer is None:
             return None, "not possible: %s" % text
         return "through the API", text
@@ -327,8 +323,8 @@ class Redeployer(object):
     def restart_over_ssh(self, old_boot_id, why):
         """`systemctl restart` over SSH, then wait for an agent process other than old_boot_id; exits the module."""
         self.result.update(changed=True, transport="ssh")
-        if self.module.check_mode:
-            self.module.exit_json(**self.result)
+        if self.check_mode:
+            self.exit()
         # reset-failed first: a crash-looping agent may have hit systemd's start limit, which refuses a plain restart
         command = "{ systemctl reset-failed %s || true; } && systemctl restart %s" % ((shlex.quote(self.params["service_name"]),) * 2)
         if not self.step("restart over SSH", lambda: self.ssh(command)):
@@ -336,8 +332,7 @@ class Redeployer(object):
         after = self.step("wait for a new agent process", lambda: self.wait_for_new(old_boot_id))
         if not after:
             self.fail("%s; it was restarted over SSH but did not answer: %s" % (why, self.steps[-1]["result"]))
-        self.result["after"] = health_view(after)
-        self.module.exit_json(**self.result)
+        self.exit(after=health_view(after))
 
     def rollback_ssh(self):
         return self.ssh(rollback_command(self.params["dtma_home"], self.params["service_name"]))
@@ -357,7 +352,7 @@ class Redeployer(object):
 
 
 def main():
-    argument_spec = _common.argument_spec(
+    spec = argument_spec(
         ssh=True,
         mode=dict(type="str", required=True, choices=["restart", "redeploy"]),
         version=dict(type="str"),
@@ -366,7 +361,7 @@ def main():
         dtma_home=dict(type="path", default="/opt/dtma"),
         service_name=dict(type="str", default="dtma"),
     )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
+    module = AnsibleModule(argument_spec=spec, supports_check_mode=True,
                            required_if=[("mode", "redeploy", ["version"])])
     Redeployer(module).run()
 

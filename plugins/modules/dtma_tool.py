@@ -34,12 +34,45 @@ options:
     required: true
   image:
     description:
-      - Docker image of the tool (the agent's C(dockerImageUrl)). A local image is used as it is; an absent one is
-        pulled by the agent.
+      - Docker image of the tool (the agent's C(dockerImageUrl)). Whether the agent pulls it is O(pull).
       - Required to create the tool. When given, the whole configuration is compared and the tool is recreated
         if it differs, or if the image reference now names another image.
       - When omitted, only the run state of the existing tool is managed.
     type: str
+  pull:
+    description:
+      - When the agent pulls O(image) (the agent's C(pullPolicy)), as C(community.docker.docker_container)'s
+        O(community.docker.docker_container#module:pull) does.
+      - V(missing) - only when no local image has that reference; a local image is used as it is, so a moving tag
+        such as C(:latest) is not refreshed.
+      - V(always) - on every run that gives O(image) (also when nothing else changed); a tool whose pulled image
+        differs from the one its container runs is recreated, one whose image did not change is left alone. Check
+        mode cannot know what the registry holds without pulling, which would change the host; it shows the plan for
+        the local image, marked with C(pull=true) (see RV(plan)), so a run that pulls a new image can change more
+        than check mode said.
+      - V(never) - the image must be present on the host; when it is not, the task fails (HTTP 422 naming O(pull))
+        and nothing is changed.
+    type: str
+    choices: [missing, always, never]
+    default: missing
+  registry_auth:
+    description:
+      - Credentials for the registry of a private O(image), passed to Docker with the pull (its C(auth_config), the
+        agent's C(registryAuth)); never stored, logged or returned by the agent.
+      - A registry that refuses them fails the task (HTTP 422 naming O(registry_auth)); nothing is changed.
+    type: dict
+    suboptions:
+      username:
+        description: The registry user.
+        type: str
+        required: true
+      password:
+        description: The password or access token (C(no_log)).
+        type: str
+        required: true
+      serveraddress:
+        description: The registry, for example V(registry.example.com:5000); by default the registry named in O(image).
+        type: str
   account_tool_instance_id:
     description:
       - The backend's account tool instance id, stored as a label of the container.
@@ -75,9 +108,14 @@ options:
     choices: [present, started, stopped, restarted, absent]
     default: started
   stop_timeout:
-    description: Seconds the tool gets to stop gracefully (stop, restart, recreate and removal) before it is killed.
+    description:
+      - Seconds the tool gets to stop gracefully (stop, restart and removal) before it is killed (the name
+        C(community.docker.docker_container) uses; the module waits this long on top of O(timeout)).
+      - The alias O(graceful_timeout) is the name M(agentopia.dtma.dtma_mcp_group) and M(agentopia.dtma.dtma_mcp_server)
+        used for it before; it is the same option.
     type: int
     default: 10
+    aliases: [graceful_timeout]
   settle:
     description:
       - Seconds a created, recreated or started container must run without a restart to count as deployed (the
@@ -123,6 +161,17 @@ EXAMPLES = r'''
       url: "http://{{ ansible_host }}:30000"
       token: "{{ dtma_token }}"
 
+- name: A private image, pulled on every run so that a moved tag is deployed
+  agentopia.dtma.dtma_tool:
+    name: search-tool
+    image: registry.example.com:5000/tools/search:stable
+    pull: always
+    registry_auth:
+      username: deploy
+      password: "{{ vault_registry_password }}"
+    account_tool_instance_id: ati-77e0
+  delegate_to: localhost
+
 - name: Stop it (configuration not managed because image is not given)
   agentopia.dtma.dtma_tool:
     name: weather-tool
@@ -152,6 +201,7 @@ tool:
   type: dict
   sample:
     container_id: 0c5e4d1b2a3f9e8d7c6b5a4f3e2d1c0b9a8f7e6d5c4b3a2f1e0d9c8b7a6f5e4d
+    name: weather-tool
     instance_name_on_toolbox: weather-tool
     account_tool_instance_id: ati-5f1c
     image: ghcr.io/agentopia/weather-tool:1.4.2
@@ -163,8 +213,13 @@ tool:
     container_id:
       description: Docker container id.
       type: str
+    name:
+      description: The tool's name (the container name, O(name)).
+      type: str
     instance_name_on_toolbox:
-      description: The tool's name (the container name).
+      description:
+        - The tool's name, as C(name).
+        - Deprecated, use C(name); returned as well until 1.0.0.
       type: str
     account_tool_instance_id:
       description: The account tool instance id label.
@@ -201,7 +256,7 @@ plan:
   returned: when O(image) is given and O(state) is not V(absent)
   type: dict
   sample: {name: weather-tool, action: recreate, reason: configuration changed, container_id: 0c5e4d1b2a3f,
-           state: running, config_hash: 3f9a1c2b4d5e6f70, current_config_hash: 77aa0e1b2c3d4e5f}
+           state: running, config_hash: 3f9a1c2b4d5e6f70, current_config_hash: 77aa0e1b2c3d4e5f, pull: false}
   contains:
     action:
       description:
@@ -212,6 +267,12 @@ plan:
     reason:
       description: Why, for example V(configuration changed) or V(image changed).
       type: str
+    pull:
+      description:
+        - Whether the apply pulls the image first (O(pull=always), or a missing image with V(missing)). With
+          V(always) the action is the one for the local image; a pulled image that differs makes the apply recreate
+          the tool.
+      type: bool
 diff:
   description: Image, run state and config hash of the tool before and after (V(absent) when it does not exist).
   returned: when diff mode is on
@@ -220,16 +281,28 @@ diff:
            after: {image: local/busybox:latest, state: exited, config_hash: 77aa0e1b2c3d4e5f}}
 '''
 
+import re
+
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.agentopia.dtma.plugins.module_utils import _common
 from ansible_collections.agentopia.dtma.plugins.module_utils._api import DtmaError, DtmaNotFound
+from ansible_collections.agentopia.dtma.plugins.module_utils._common import Manager, argument_spec
 
 RUNNING = ("running", "restarting")
 # states in which "stopped" holds: the container's process does not run
 NOT_RUNNING = ("exited", "created", "dead")
-# the agent's planned action and what the task reports once it is done
+# the agent's planned action (and outcome) and what the task reports once it is done
 PAST = {"create": "created", "recreate": "recreated", "start": "started", "clean": "cleaned"}
+OUTCOMES = ("created", "recreated", "started", "cleaned")
+# The agent's field names and the options they come from, to name the option in the agent's messages.
+_OPTION_NAMES = {"dockerImageUrl": "image", "instanceNameOnToolbox": "name", "accountToolInstanceId": "account_tool_instance_id",
+                 "baseConfigOverrideJson": "config", "pullPolicy": "pull", "registryAuth": "registry_auth",
+                 "settleSeconds": "settle"}
+
+
+def option_names(text):
+    """The agent's message with the module's option names (registryAuth: ... -> registry_auth: ...)."""
+    return re.sub(r"\b(%s)\b" % "|".join(_OPTION_NAMES), lambda m: _OPTION_NAMES[m.group(1)], text)
 
 
 def _summary(tool):
@@ -238,33 +311,53 @@ def _summary(tool):
     return {"image": tool.get("image"), "state": tool.get("state"), "config_hash": tool.get("config_hash")}
 
 
-class ToolManager(object):
+def tool_view(data):
+    """The agent's tool data with `name` (older agents return only the deprecated `instance_name_on_toolbox`)."""
+    if not data:
+        return data
+    view = dict(data)
+    view.setdefault("name", view.get("instance_name_on_toolbox"))
+    return view
 
-    def __init__(self, module):
-        self.module = module
-        self.params = module.params
+
+class ToolManager(Manager):
+    """One tool: its configuration through the agent's plan, then its run state; present() serves every state but
+    absent."""
+
+    HANDLERS = {"started": "present", "stopped": "present", "restarted": "present"}
+
+    def __init__(self, module, client=None):
+        super(ToolManager, self).__init__(module, client)
         self.name = self.params["name"]
-        self.client = _common.client(module)
+        self.grace = self.params["stop_timeout"]
         self.actions = []
         self.plan = None
         self.tool = None
         self.predicted = None  # the state after the task, as check mode predicts it
+        self.result.update(actions=self.actions, tool=None)
 
-    def fail(self, what, exc):
-        _common.fail_json(self.module, "%s: %s" % (what, exc.message), exc, actions=self.actions, tool=self.tool)
+    def check_options(self):
+        if self.params["settle"] is not None and not 0 <= self.params["settle"] <= 60:
+            self.fail("settle must be between 0 and 60 seconds, got %s" % self.params["settle"])
+
+    def subject(self):
+        return "the tool %s" % self.name
+
+    def failed(self, what, exc):
+        self.fail("%s: %s" % (what, option_names(exc.message)), exc, tool=self.tool)
 
     def current(self):
         """The managed tool of this name, or None (one list call: GET /tools/status)."""
         try:
-            tools = self.client.get("tools", "status").get("data") or []
+            tools = self.client.tools()
         except DtmaError as exc:
-            self.fail("could not read the tools of the DTMA agent", exc)
-        return next((t for t in tools if t.get("instance_name_on_toolbox") == self.name), None)
+            self.failed("could not read the tools of the DTMA agent", exc)
+        return tool_view(next((t for t in tools if t.get("instance_name_on_toolbox") == self.name), None))
 
     def body(self, existing):
         account = self.params["account_tool_instance_id"] or (existing or {}).get("account_tool_instance_id")
         if not account:
-            self.module.fail_json(msg="account_tool_instance_id is required to create the tool %s" % self.name)
+            self.fail("account_tool_instance_id is required to create the tool %s" % self.name)
         config = dict(self.params["config"] or {})
         if self.params["env"]:
             env = list(config.get("Env") or [])
@@ -274,54 +367,64 @@ class ToolManager(object):
                 "accountToolInstanceId": account}
         if config:
             body["baseConfigOverrideJson"] = config
-        return body
-
-    def call(self, what, method, *segments, **kwargs):
-        try:
-            return self.client.request(method, segments, **kwargs)[1]
-        except DtmaError as exc:
-            self.fail(what, exc)
-
-    def long_timeout(self):
-        return self.params["timeout"] + self.params["stop_timeout"]
-
-    def converge_config(self, existing):
-        """Apply the agent's plan (PUT /tools/{name} does exactly what /tools/validate says); return the tool data
-        afterwards (or as it is now)."""
-        body = self.body(existing)
+        if self.params["pull"] != "missing":  # the agent's default; not sent, so an older agent still takes it
+            body["pullPolicy"] = self.params["pull"]
+        auth = dict((k, v) for k, v in (self.params["registry_auth"] or {}).items() if v not in (None, ""))
+        if auth:
+            body["registryAuth"] = auth
         if self.params["settle"] is not None:
             body["settleSeconds"] = self.params["settle"]
-        self.plan = self.call("could not plan the tool %s" % self.name, "POST", "tools", "validate",
-                              json=body)["data"]["plan"]
+        return body
+
+    def converge_config(self, existing):
+        """Apply the agent's plan (PUT /tools/{name} does exactly what /tools/validate says, after pulling with
+        pull=always); return the tool data afterwards (or as it is now)."""
+        body = self.body(existing)
+        try:
+            self.plan = self.client.validate_tool(body)
+        except DtmaError as exc:
+            self.failed("could not plan the tool %s" % self.name, exc)
         action = self.plan["action"]
         if action == "conflict":
-            self.module.fail_json(msg="cannot deploy the tool %s: %s; choose another name or remove that container"
-                                      % (self.name, self.plan["reason"]), plan=self.plan, actions=self.actions)
+            self.fail("cannot deploy the tool %s: %s; choose another name or remove that container"
+                      % (self.name, self.plan["reason"]), plan=self.plan)
         # starting is the run state's business: only states that want it running take it from the plan
-        if action == "unchanged" or (action == "start" and self.params["state"] not in ("started", "restarted")):
+        wants_start = self.params["state"] in ("started", "restarted")
+        applies = action not in ("unchanged", "start") or (action == "start" and wants_start)
+        if not applies and not self.plan.get("pull"):
             return existing
-        self.actions.append(PAST[action])
-        self.predicted = {"image": self.params["image"], "state": "running", "config_hash": self.plan.get("config_hash")}
-        if self.module.check_mode:
+        if applies:
+            self.actions.append(PAST[action])
+            self.predicted = {"image": self.params["image"], "state": "running", "config_hash": self.plan.get("config_hash")}
+        if self.check_mode:
             return existing
         try:
-            return self.client.put("tools", self.name, json=body, ok=(200, 201),
-                                   timeout=self.long_timeout() + (self.params["settle"] or 3))["data"]
+            # start=false: a stopped tool stays stopped unless the state wants it running (the run state is ours)
+            answer = self.client.converge_tool(self.name, body, self.grace + (self.params["settle"] or 3), start=wants_start)
         except DtmaError as exc:
-            self.fail("could not %s the tool %s (%s). The agent said" % (action, self.name, self.plan["reason"]), exc)
-        return None
+            verb = action if applies else "pull the image of"
+            self.failed("could not %s the tool %s (%s). The agent said" % (verb, self.name, self.plan["reason"]), exc)
+        # the apply's own outcome: with pull=always it may differ from the plan made before the pull
+        outcome = answer.get("outcome")
+        if outcome in OUTCOMES and outcome not in self.actions:
+            del self.actions[:]
+            self.actions.append(outcome)
+        elif outcome == "unchanged":
+            del self.actions[:]
+        return tool_view(answer.get("data"))
 
     def run_action(self, action, past, tool):
         self.actions.append(past)
         self.predicted = dict(self.predicted or _summary(tool), state="exited" if action == "stop" else "running")
-        if self.module.check_mode:
+        if self.check_mode:
             return tool
-        params = {"timeout": self.params["stop_timeout"]} if action != "start" else None
-        answer = self.call("could not %s the tool %s" % (action, self.name), "POST", "tools", self.name, action,
-                           params=params, timeout=self.long_timeout())
+        try:
+            answer = self.client.tool_action(self.name, action, self.grace)
+        except DtmaError as exc:
+            self.failed("could not %s the tool %s" % (action, self.name), exc)
         if not answer.get("changed"):
             self.actions.pop()
-        return answer.get("data") or tool
+        return tool_view(answer.get("data")) or tool
 
     def present(self):
         existing = self.current()
@@ -330,8 +433,7 @@ class ToolManager(object):
         if self.params["image"]:
             tool = self.converge_config(existing)
         elif existing is None:
-            self.module.fail_json(msg="the tool %s does not exist; give image (and account_tool_instance_id) to create it"
-                                      % self.name, actions=[])
+            self.fail("the tool %s does not exist; give image (and account_tool_instance_id) to create it" % self.name)
         else:
             tool = existing
         fresh = any(a in ("created", "recreated", "started") for a in self.actions)  # just now: it runs
@@ -343,7 +445,7 @@ class ToolManager(object):
         elif state == "restarted" and not fresh:
             tool = self.run_action("restart", "restarted", tool)
         self.tool = tool
-        after = self.predicted if self.module.check_mode and self.predicted else _summary(self.tool)
+        after = self.predicted if self.check_mode and self.predicted else _summary(self.tool)
         self.finish(before, after)
 
     def absent(self):
@@ -351,45 +453,45 @@ class ToolManager(object):
         before = _summary(existing)
         if existing:
             self.actions.append("removed")
-            if not self.module.check_mode:
+            if not self.check_mode:
                 try:
-                    self.client.delete("tools", self.name, params={"timeout": self.params["stop_timeout"]},
-                                       timeout=self.long_timeout())
+                    self.client.remove_tool(self.name, self.grace)
                 except DtmaNotFound:
                     self.actions.pop()  # removed by someone else meanwhile
                 except DtmaError as exc:
-                    self.fail("could not remove the tool %s" % self.name, exc)
+                    self.failed("could not remove the tool %s" % self.name, exc)
         self.finish(before, {"state": "absent"})
 
     def finish(self, before, after):
-        result = dict(changed=bool(self.actions), actions=self.actions, tool=self.tool)
+        self.result.update(changed=bool(self.actions), tool=self.tool)
         if self.plan is not None:
-            result["plan"] = self.plan
+            self.result["plan"] = self.plan
         if self.module._diff:
-            result["diff"] = {"before": before, "after": after}
-        self.module.exit_json(**result)
+            self.result["diff"] = {"before": before, "after": after}
 
 
 def main():
-    argument_spec = _common.argument_spec(
-        name=dict(type="str", required=True),
-        image=dict(type="str"),
-        account_tool_instance_id=dict(type="str"),
-        config=dict(type="dict"),
-        env=dict(type="dict", no_log=True),
-        state=dict(type="str", default="started", choices=["present", "started", "stopped", "restarted", "absent"]),
-        stop_timeout=dict(type="int", default=10),
-        settle=dict(type="float"),
+    module = AnsibleModule(
+        argument_spec=argument_spec(
+            name=dict(type="str", required=True),
+            image=dict(type="str"),
+            pull=dict(type="str", default="missing", choices=["missing", "always", "never"]),
+            registry_auth=dict(type="dict", options=dict(
+                username=dict(type="str", required=True),
+                password=dict(type="str", required=True, no_log=True),
+                serveraddress=dict(type="str"),
+            )),
+            account_tool_instance_id=dict(type="str"),
+            config=dict(type="dict"),
+            env=dict(type="dict", no_log=True),
+            state=dict(type="str", default="started", choices=["present", "started", "stopped", "restarted", "absent"]),
+            stop_timeout=dict(type="int", default=10, aliases=["graceful_timeout"]),
+            settle=dict(type="float"),
+        ),
+        supports_check_mode=True,
+        required_by={"config": "image", "env": "image", "registry_auth": "image"},
     )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
-                           required_by={"config": "image", "env": "image"})
-    if module.params["settle"] is not None and not 0 <= module.params["settle"] <= 60:
-        module.fail_json(msg="settle must be between 0 and 60 seconds, got %s" % module.params["settle"])
-    manager = ToolManager(module)
-    if module.params["state"] == "absent":
-        manager.absent()
-    else:
-        manager.present()
+    ToolManager(module).run()
 
 
 if __name__ == "__main__":

@@ -15,7 +15,9 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
-MODULES = ["dtma_exec", "dtma_mcp_group", "dtma_mcp_server", "dtma_tool", "dtma_diagnostics", "dtma_redeploy"]
+MODULES = ["dtma_exec", "dtma_mcp_group", "dtma_mcp_server", "dtma_tool", "dtma_info", "dtma_redeploy"]
+# old module names that meta/runtime.yml redirects to their new ones (and keeps in the action group)
+REDIRECTED = {"dtma_diagnostics": "dtma_info"}
 
 
 def run(cmd, env=None, cwd=None):
@@ -32,7 +34,10 @@ def test_ansible_doc_renders(collections_path, module):
 
 def test_action_group_lists_every_module():
     runtime = yaml.safe_load((REPO / "meta" / "runtime.yml").read_text())
-    assert sorted(runtime["action_groups"]["dtma"]) == sorted(MODULES)
+    assert sorted(runtime["action_groups"]["dtma"]) == sorted(MODULES + list(REDIRECTED))
+    routing = runtime["plugin_routing"]["modules"]
+    assert dict((old, r["redirect"]) for old, r in routing.items()) == dict(
+        (old, "agentopia.dtma." + new) for old, new in REDIRECTED.items())
     assert sorted(p.stem for p in (REPO / "plugins" / "modules").glob("dtma_*.py")) == sorted(MODULES)
 
 
@@ -73,7 +78,7 @@ def test_a_playbook_runs_from_the_installed_copy(installed, agent, tmp_path):
     playbook = tmp_path / "play.yml"
     playbook.write_text(yaml.safe_dump([{
         "hosts": "localhost", "gather_facts": False,
-        "tasks": [{"agentopia.dtma.dtma_diagnostics": {"gather": ["health", "status"]}, "register": "diag"},
+        "tasks": [{"agentopia.dtma.dtma_info": {"gather": ["health", "status"]}, "register": "diag"},
                   {"ansible.builtin.assert": {"that": ["diag.health.overall == 'healthy'", "diag.status.service == 'DTMA'"]}}],
     }]))
     # connection options as AWX injects them: environment variables from the credential type

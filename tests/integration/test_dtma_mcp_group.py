@@ -123,7 +123,7 @@ def test_wait_reaches_healthy_with_the_mcp_probe(agent, ansible_run, name, group
     assert r[0]["changed"] is True and r[0]["failed"] is False, r[0]
     assert r[0]["collective_status"] == "healthy"
     (health,) = r[0]["health"]
-    assert health["server"] == server and health["state"] == "running"
+    assert health["name"] == health["server"] == server and health["state"] == "running"
     probe = health["health"]["probe"]
     assert probe["ok"] is True and sorted(probe["tools"]) == ["add", "echo"] and probe["tool_count"] == 2
     assert probe["protocol_version"] and probe["latency_ms"] > 0
@@ -155,7 +155,7 @@ def test_absent_in_check_mode_then_twice(agent, ansible_run, name, docker_api):
     gid, a, b = name("grp"), name("a"), name("b")
     r = ansible_run([group(gid, [busybox(a), busybox(b)])], agent=agent)
     assert r[0]["changed"] is True, r
-    absent = group(gid, state="absent", graceful_timeout=1)
+    absent = group(gid, state="absent", stop_timeout=1)
     r = ansible_run([checked(absent), absent, absent, checked(absent)], agent=agent)
     assert r.rc == 0, r
     assert r[0]["changed"] is True and r[0]["failed"] is False, r[0]
@@ -182,7 +182,7 @@ def test_restarted_restarts_every_server_within_the_agents_limit(agent, ansible_
     groups.append(gid)
     assert ansible_run([group(gid, [busybox(a), busybox(b)])], agent=agent)[0]["changed"] is True
     started_at = {s: container(docker_api, s)["State"]["StartedAt"] for s in (a, b)}
-    restarted = group(gid, state="restarted", graceful_timeout=0)
+    restarted = group(gid, state="restarted", graceful_timeout=0)  # the alias of stop_timeout
     r = ansible_run([checked(restarted), restarted, restarted], agent=agent)
     assert r[0]["changed"] is True and r[0]["failed"] is False, r[0]
     assert {s["action"] for s in r[0]["servers"]} == {"restart"}

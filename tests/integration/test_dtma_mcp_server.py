@@ -35,7 +35,7 @@ def deployed(agent, name):
 
 def test_stopped_started_restarted_cycle(agent, ansible_run, deployed, docker_api):
     srv = deployed
-    tasks = [server(srv, "stopped", check=True, graceful_timeout=1), server(srv, "stopped", graceful_timeout=1),
+    tasks = [server(srv, "stopped", check=True, graceful_timeout=1), server(srv, "stopped", stop_timeout=1),
              server(srv, "stopped"), server(srv, "stopped", check=True),
              server(srv, "started", check=True), server(srv, "started"), server(srv), server(srv, "started", check=True),
              server(srv, "restarted", check=True, graceful_timeout=0), server(srv, "restarted", graceful_timeout=0),

@@ -38,7 +38,7 @@ def test_four_steps_create_check_apply_rerun(agent, ansible_run, docker_api, cle
     assert r[0]["failed"] is False, r
     assert r[0]["changed"] is True and r[0]["actions"] == ["created"]
     tool = r[0]["tool"]
-    assert tool["instance_name_on_toolbox"] == n and tool["state"] == "running"
+    assert tool["name"] == tool["instance_name_on_toolbox"] == n and tool["state"] == "running"
     assert tool["account_tool_instance_id"] == "acct-it" and tool["image"] == BUSYBOX
     assert tool["config_hash"] == r[0]["plan"]["config_hash"] == r[0]["diff"]["after"]["config_hash"]
     details = inspect(docker_api, n)

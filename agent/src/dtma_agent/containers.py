@@ -45,19 +45,52 @@ def build_config(image: str, labels: dict, *, env: dict | None = None, port_bind
     return config
 
 
-def ensure_image(api, image: str, field: str = "dockerImageUrl") -> str:
+# What Docker (or the registry through it) says when credentials are missing or wrong: such a pull failure is the
+# caller's registryAuth, not the image reference. "denied" alone (Docker Hub's "pull access denied ... repository does
+# not exist or may require 'docker login'") counts only when credentials were given: without any it may as well be a
+# misspelt image.
+_AUTH_FAILURES = ("unauthorized", "authentication required", "no basic auth credentials", "incorrect username or password")
+_DENIED = ("denied",)
+
+
+def pull(api, image: str, field: str = "dockerImageUrl", auth=None, auth_field: str = "registryAuth") -> str:
+    """Pull `image` (with `auth`, a schemas.RegistryAuth, as Docker's auth_config) and return the local image's id.
+    A pull Docker or the registry refuses is a 422 naming the field to fix: `auth_field` when the registry refused
+    the credentials (or wanted some), `field` otherwise. The password never appears in a message."""
+    repo, tag = parse_repository_tag(image)
+    secret = auth.password.get_secret_value() if auth is not None else None
+    try:
+        # streamed: Docker answers 200 and reports a failure that happens during the pull in the stream, which the
+        # non-streaming call would drop
+        for event in api.pull(repo, tag=tag or "latest", stream=True, decode=True,
+                              auth_config=auth.auth_config() if auth is not None else None):
+            if isinstance(event, dict) and event.get("error"):
+                raise docker.errors.APIError(str(event["error"]), explanation=str(event["error"]))
+        return api.inspect_image(image)["Id"]
+    except docker.errors.APIError as exc:
+        reason = str(exc.explanation or exc)
+        if secret:
+            reason = reason.replace(secret, "********")
+    text = reason.lower()
+    if any(marker in text for marker in _AUTH_FAILURES) or (auth is not None and any(m in text for m in _DENIED)):
+        if auth is None:
+            raise ApiError(422, "registry authentication required",
+                           f"{auth_field}: the registry refused to let the agent pull {image!r} without credentials; "
+                           f"give {auth_field} (username, password): {reason}", field=auth_field) from None
+        raise ApiError(422, "registry authentication failed",
+                       f"{auth_field}: the registry refused the credentials of user {auth.username!r} for {image!r}: "
+                       f"{reason}", field=auth_field) from None
+    hint = f" (an image of a private registry needs {auth_field})" if auth is None and "denied" in text else ""
+    raise ApiError(422, "image unavailable", f"{field}: image {image!r} could not be pulled{hint}: {reason}",
+                   field=field) from None
+
+
+def ensure_image(api, image: str, field: str = "dockerImageUrl", auth=None, auth_field: str = "registryAuth") -> str:
     """Use the image if present locally (a local-only image must work); pull only when absent. Returns its id."""
     found = local_image_id(api, image, field)
     if found:
         return found
-    repo, tag = parse_repository_tag(image)
-    try:
-        api.pull(repo, tag=tag or "latest")
-        return api.inspect_image(image)["Id"]
-    except docker.errors.APIError as exc:
-        raise ApiError(422, "image unavailable",
-                       f"{field}: image {image!r} is not present locally and could not be pulled: {exc.explanation or exc}",
-                       field=field) from None
+    return pull(api, image, field, auth, auth_field)
 
 
 def local_image_id(api, image: str, field: str = "dockerImageUrl") -> str | None:

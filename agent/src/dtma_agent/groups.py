@@ -42,18 +42,25 @@ def desired_config(group: GroupDeploy, server: McpServerSpec) -> dict:
 
 
 def desired(svc: DockerService, group: GroupDeploy, server: McpServerSpec, image_ids: dict) -> reconcile.Desired:
+    """The server exactly as deploying it would create it; a 422 for an image that pullPolicy never cannot get."""
     name = server.instanceNameOnToolbox
     if server.dockerImageUrl not in image_ids:
         image_ids[server.dockerImageUrl] = svc.image_id(server.dockerImageUrl, f"servers[{name}].dockerImageUrl")
-    return reconcile.Desired(name, ds.KIND_MCP, desired_config(group, server), server.dockerImageUrl,
+    want = reconcile.Desired(name, ds.KIND_MCP, desired_config(group, server), server.dockerImageUrl,
                              image_ids[server.dockerImageUrl], group=group.groupId, transport=server.mcpTransportType,
                              endpoint=server.mcpEndpointPath, mcp_port=server.mcp_port,
+                             pull_policy=server.pullPolicy, auth=server.registryAuth,
                              field=f"servers[{name}].dockerImageUrl", name_field=f"servers[{name}].instanceNameOnToolbox",
-                             ports_field=f"servers[{name}].portBindings")
+                             ports_field=f"servers[{name}].portBindings", auth_field=f"servers[{name}].registryAuth",
+                             policy_field=f"servers[{name}].pullPolicy")
+    reconcile.require_local(want)
+    return want
 
 
 def plan(svc: DockerService, group: GroupDeploy) -> list[reconcile.Step]:
-    """What converging would do, per server (reconcile.decide); reads Docker, changes nothing."""
+    """What converging would do, per server (reconcile.decide); reads Docker, changes nothing. For a server with
+    pullPolicy always it is the plan for the image as it is on the host now: converging pulls first and then makes
+    this same plan with the pulled image (each step's `pull` says so)."""
     everything = svc.everything()
     image_ids: dict = {}
     steps = [svc.plan(desired(svc, group, s, image_ids), everything, _settle(svc, group)) for s in group.servers]
@@ -93,11 +100,15 @@ def _remove_network(api, group_id: str) -> bool:
 
 
 def converge(svc: DockerService, group: GroupDeploy) -> dict:
-    """Make Docker match the payload. Removals first (they may free names and ports), then the waves of
-    dependencyOrder, each with up to maxConcurrentDeployments in parallel; a failed wave stops later ones.
+    """Make Docker match the payload. Images with pullPolicy always are pulled first (a refused pull is a 422 and
+    nothing changes), then the plan is made with them. Removals first (they may free names and ports), then the waves
+    of dependencyOrder, each with up to maxConcurrentDeployments in parallel; a failed wave stops later ones.
     A server counts only once it is ready (reconcile.wait_ready)."""
     readiness = svc.readiness_for(group.options.settleSeconds, group.options.readyTimeoutSeconds)
     with svc.lock(f"group:{group.groupId}"):
+        if any(s.pullPolicy == "always" for s in group.servers):
+            image_ids: dict = {}
+            reconcile.pull_first(svc.api, [desired(svc, group, s, image_ids) for s in group.servers])
         steps = plan(svc, group)
         by_name = {s.name: s for s in steps}
         results = [svc.apply(s, readiness) for s in steps if s.action == "remove"]

@@ -11,6 +11,7 @@ import re
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 import docker.errors
 
@@ -47,9 +48,13 @@ class Desired:
     transport: str = ""
     endpoint: str = "/mcp"
     mcp_port: str | None = None
+    pull_policy: str = "missing"                  # missing | always | never (schemas.PullPolicy)
+    auth: Any = None                              # schemas.RegistryAuth for the pull; never in a view or a log
     field: str = "dockerImageUrl"                 # how the caller names these fields in errors
     name_field: str = "instanceNameOnToolbox"
     ports_field: str = "portBindings"
+    auth_field: str = "registryAuth"
+    policy_field: str = "pullPolicy"
 
     @property
     def config_hash(self) -> str:
@@ -228,9 +233,20 @@ class Step:
     current: Observed | None = None
     leftovers: list = field(default_factory=list)   # kept-aside containers of this name to remove
 
+    @property
+    def pulls(self) -> bool:
+        """Whether applying this step pulls the image: always with pullPolicy always (before planning again with the
+        pulled image, see pull_first), and for a create or recreate whose image is not on the host."""
+        if self.want is None or self.action in ("remove", "conflict"):
+            return False
+        return self.want.pull_policy == "always" or (self.want.image_id is None and self.action in ("create", "recreate"))
+
     def view(self) -> dict:
-        return {"name": self.name, "action": self.action, "reason": self.reason,
-                "container_id": self.current.view["container_id"] if self.current else None}
+        reason = self.reason
+        if self.want is not None and self.want.pull_policy == "always" and self.action not in ("remove", "conflict"):
+            reason += "; the image is pulled first (pullPolicy always) and a pulled image that differs recreates it"
+        return {"name": self.name, "action": self.action, "reason": reason,
+                "container_id": self.current.view["container_id"] if self.current else None, "pull": self.pulls}
 
 
 def plan_one(api, want: Desired, everything: dict, settle_s: float) -> Step:
@@ -250,6 +266,25 @@ def plan_one(api, want: Desired, everything: dict, settle_s: float) -> Step:
             action, reason = "clean", "up to date"
         reason += f"; {len(leftovers)} container(s) kept aside by an interrupted recreate are removed"
     return Step(want.name, action, reason, want, current, [v["container_id"] for v in leftovers])
+
+
+def pull_first(api, wants: list) -> None:
+    """The apply's first step for pullPolicy always: pull each such image once (with the first credentials given for
+    it), so that the plan made next compares the pulled image with what runs. A refused pull raises its 422 before
+    anything is changed. The plan (`/…/validate`) cannot do this: a pull changes the host."""
+    pulled: set = set()
+    for want in wants:
+        if want.pull_policy == "always" and want.image not in pulled:
+            containers.pull(api, want.image, want.field, want.auth, want.auth_field)
+            pulled.add(want.image)
+
+
+def require_local(want: Desired) -> None:
+    """pullPolicy never: the image must be on the host already; otherwise a 422 before anything is planned."""
+    if want.pull_policy == "never" and want.image_id is None:
+        raise ApiError(422, "image unavailable", f"{want.policy_field}: image {want.image!r} is not present on this host "
+                       "and pullPolicy is never; load or pull it there first, or use pullPolicy missing",
+                       field=want.policy_field)
 
 
 OUTCOME = {"create": "created", "recreate": "recreated", "start": "started", "unchanged": "unchanged",
@@ -297,7 +332,7 @@ def _do(api, step: Step, readiness: Readiness) -> dict:
                 raise ApiError(409, "port conflict", f"{step.name}: a host port is already in use: {exc.explanation}") from None
             raise
         return _ready(api, want, existing, readiness)
-    containers.ensure_image(api, want.image, want.field)
+    containers.ensure_image(api, want.image, want.field, want.auth, want.auth_field)
     if step.action == "create":
         return _create_ready(api, want, readiness)
     return _replace(api, step, readiness)

@@ -7,8 +7,8 @@ import json
 from typing import Any, Literal, Optional, Union
 
 from docker.utils import parse_bytes
-from pydantic import (BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, ValidationInfo, field_validator,
-                      model_validator)
+from pydantic import (BaseModel, ConfigDict, Field, SecretStr, StrictBool, StrictFloat, StrictInt, ValidationInfo,
+                      field_validator, model_validator)
 
 from .create_config import MIN_HOST_PORT, check_shape
 
@@ -169,6 +169,39 @@ def _resources(value: Any) -> dict:
     return out
 
 
+# When the agent pulls a server's or tool's image (`pullPolicy`), as docker_container's `pull` and Compose's
+# `pull_policy`: missing - only when no local image has the reference (the default: a local-only image must work);
+# always - before every deployment, then the plan is made with the pulled image; never - the image must be local.
+PullPolicy = Literal["missing", "always", "never"]
+PULL_POLICY_FIELD = Field(default="missing", description="missing (pull only when absent), always (pull before every "
+                          "deployment; recreate when the pulled image differs) or never (the image must be on the host)")
+
+
+class RegistryAuth(_Body):
+    """Credentials for a private registry: Docker's auth_config for the pull. Never stored, logged or returned (the
+    password is a SecretStr, whose repr is masked)."""
+    username: str = Field(min_length=1, max_length=256)
+    password: SecretStr = Field(min_length=1, max_length=4096)
+    serveraddress: Optional[str] = Field(default=None, min_length=1, max_length=512, pattern=r"^[A-Za-z0-9._:/\[\]-]+$")
+
+    @field_validator("username")
+    @classmethod
+    def _text(cls, v):
+        return utf8(v)
+
+    @field_validator("password")
+    @classmethod
+    def _secret(cls, v):
+        utf8(v.get_secret_value())
+        return v
+
+    def auth_config(self) -> dict:
+        config = {"username": self.username, "password": self.password.get_secret_value()}
+        if self.serveraddress:
+            config["serveraddress"] = self.serveraddress
+        return config
+
+
 # How long a new or started container must run without a restart to count as deployed; the agent's
 # DTMA_SETTLE_S when not given.
 # StrictFloat takes JSON integers too (3 is 3.0) but no strings or booleans; a Union[StrictInt, StrictFloat] would
@@ -184,6 +217,8 @@ class ToolCreate(_Body):
     accountToolInstanceId: str = Field(min_length=1, max_length=256)
     baseConfigOverrideJson: Optional[dict] = None
     settleSeconds: Optional[Seconds] = SETTLE_FIELD
+    pullPolicy: PullPolicy = PULL_POLICY_FIELD
+    registryAuth: Optional[RegistryAuth] = None
 
     @field_validator("dockerImageUrl", "accountToolInstanceId")
     @classmethod
@@ -211,6 +246,8 @@ class McpServerSpec(_Body):
     environmentVariables: dict[str, str] = Field(default_factory=dict)
     resourceLimits: dict = Field(default_factory=dict)
     baseConfigOverrideJson: dict = Field(default_factory=dict)
+    pullPolicy: PullPolicy = PULL_POLICY_FIELD
+    registryAuth: Optional[RegistryAuth] = None
 
     @field_validator("dockerImageUrl", "accountToolInstanceId")
     @classmethod

@@ -10,13 +10,14 @@ from .. import docker_state as ds
 from ..create_config import Scope
 from ..errors import ApiError, ok
 from ..schemas import ToolCreate
-from .common import QueryInt, log_query
+from .common import QueryBool, QueryInt, log_query
 
 router = APIRouter(prefix="/tools", tags=["tools"])
 
 
 def tool_data(view: dict) -> dict:
-    return {"container_id": view["container_id"], "instance_name_on_toolbox": view["name"],
+    # name: the one name every object has in the modules' results; instance_name_on_toolbox: the predecessor's key
+    return {"container_id": view["container_id"], "name": view["name"], "instance_name_on_toolbox": view["name"],
             "account_tool_instance_id": view["account_tool_instance_id"], "image": view["image"],
             "ports": view["ports"], "state": view["state"], "status": view["status"], "config_hash": view["config_hash"]}
 
@@ -29,17 +30,25 @@ def _tool(request: Request, name: str) -> dict:
 
 
 def _desired(svc, body: ToolCreate) -> reconcile.Desired:
-    """The tool exactly as deploying it would create it (400 when the override is unsafe)."""
+    """The tool exactly as deploying it would create it (400 when the override is unsafe, 422 for an image that
+    pullPolicy never cannot get)."""
     labels = {ds.MANAGED_BY: ds.MANAGED_VALUE, ds.KIND: ds.KIND_TOOL, ds.INSTANCE: body.instanceNameOnToolbox,
               ds.ACCOUNT_TOOL: body.accountToolInstanceId}
     scope = Scope(volume_prefix=f"agentopia-tool-{body.instanceNameOnToolbox}-")  # no network but the default ones
     config = containers.build_config(body.dockerImageUrl, labels, override=body.baseConfigOverrideJson, scope=scope)
     # a tool's host ports can only come from its override
-    return reconcile.Desired(body.instanceNameOnToolbox, ds.KIND_TOOL, config, body.dockerImageUrl,
-                             svc.image_id(body.dockerImageUrl), ports_field="baseConfigOverrideJson.HostConfig.PortBindings")
+    want = reconcile.Desired(body.instanceNameOnToolbox, ds.KIND_TOOL, config, body.dockerImageUrl,
+                             svc.image_id(body.dockerImageUrl), pull_policy=body.pullPolicy, auth=body.registryAuth,
+                             ports_field="baseConfigOverrideJson.HostConfig.PortBindings")
+    reconcile.require_local(want)
+    return want
 
 
-def _plan(svc, body: ToolCreate) -> reconcile.Step:
+def _plan(svc, body: ToolCreate, pull: bool = False) -> reconcile.Step:
+    """The tool's step; with `pull` (an apply, not a validate) an image with pullPolicy always is pulled first and
+    the plan is made with it."""
+    if pull and body.pullPolicy == "always":
+        reconcile.pull_first(svc.api, [_desired(svc, body)])
     return svc.plan(_desired(svc, body), settle_s=body.settleSeconds)
 
 
@@ -57,7 +66,7 @@ def _apply(svc, step: reconcile.Step, body: ToolCreate) -> dict:
 def deploy_tool(body: ToolCreate, request: Request):
     svc, name = request.app.state.docker, body.instanceNameOnToolbox
     with svc.lock(f"tool:{name}"):
-        step = _plan(svc, body)
+        step = _plan(svc, body, pull=True)
         if step.current is not None and not step.current.parked:
             raise ApiError(409, "name conflict", f"instanceNameOnToolbox: a container named {name!r} already exists "
                            f"({step.reason}); PUT /tools/{name} converges an existing tool", field="instanceNameOnToolbox")
@@ -67,13 +76,18 @@ def deploy_tool(body: ToolCreate, request: Request):
 
 @router.put("/{name}", summary="Converge a tool instance to this body: create, recreate (the old container is kept "
                                "aside until the new one is ready), start, or nothing")
-def converge_tool(name: str, body: ToolCreate, request: Request):
+def converge_tool(name: str, body: ToolCreate, request: Request,
+                  start: Annotated[QueryBool, Query(description="false: a stopped tool is left stopped (the plan's "
+                                                                "start step is not taken)")] = True):
     if body.instanceNameOnToolbox != name:
         raise ApiError(422, "invalid request", f"instanceNameOnToolbox: {body.instanceNameOnToolbox!r} is not the "
                        f"tool named in the path ({name!r})", field="instanceNameOnToolbox")
     svc = request.app.state.docker
     with svc.lock(f"tool:{name}"):
-        step = _plan(svc, body)
+        step = _plan(svc, body, pull=True)
+        if not start and step.action == "start":
+            step = reconcile.Step(step.name, "unchanged", f"{step.reason}; left as it is (start=false)", step.want,
+                                  step.current, step.leftovers)
         result = _apply(svc, step, body)
     return JSONResponse(ok(message=f"tool {name}: {result['outcome']} ({result['reason']})",
                            changed=result["outcome"] != "unchanged", outcome=result["outcome"], reason=result["reason"],
@@ -81,7 +95,8 @@ def converge_tool(name: str, body: ToolCreate, request: Request):
 
 
 @router.post("/validate", summary="What PUT /tools/{name} would do with this body (create, recreate, start, unchanged, "
-                                  "clean or conflict), changing nothing")
+                                  "clean or conflict), changing nothing (with pullPolicy always: for the image on the "
+                                  "host now; the apply pulls first, `pull` says so)")
 def validate_tool(body: ToolCreate, request: Request):
     step = _plan(request.app.state.docker, body)
     current = step.current.view if step.current else {}

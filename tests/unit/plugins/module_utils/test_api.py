@@ -237,7 +237,81 @@ def test_429_carries_retry_after():
     client, _fake = client_with([FakeResponse(429, {"message": "too many restarts"}, headers={"Retry-After": "30"})])
     with pytest.raises(DtmaRateLimited) as info:
         client.post("mcp", "servers", "s", "restart")
-    assert info.value.retry_after == "30" and info.value.status == 429
+    assert info.value.retry_after == 30 and info.value.status == 429
+
+
+@pytest.mark.parametrize("header, seconds", [
+    ("30", 30), (" 7 ", 7), ("0", 0), (None, None), ("soon", None), ("-5", None), ("", None),
+    ("Mon, 30 Nov 2026 09:00:40 GMT", 40),   # an HTTP-date: seconds from now, rounded up
+    ("Mon, 30 Nov 2026 08:59:00 GMT", 0),    # in the past: now
+])
+def test_retry_after_is_parsed_once_into_whole_seconds(header, seconds):
+    now = _api.datetime(2026, 11, 30, 9, 0, 0, tzinfo=_api.timezone.utc)
+    assert _api.parse_retry_after(header, now=now) == seconds
+
+
+def test_a_429_with_an_unreadable_retry_after_has_none():
+    client, _fake = client_with([FakeResponse(429, {"message": "busy"}, headers={"Retry-After": "later"})])
+    with pytest.raises(DtmaRateLimited) as info:
+        client.post("ssh", "execute", json={})
+    assert info.value.retry_after is None
+
+
+# --- verbs: each route once, its path quoted, its own wait added to its timeout ---------------------------------
+
+def test_restart_server_adds_the_grace_to_its_own_timeout():
+    client, fake = client_with([FakeResponse(200, {"data": {"state": "running"}})], timeout=30)
+    assert client.restart_server("web/1", 12) == {"data": {"state": "running"}}
+    call = fake.calls[0]
+    assert (call["method"], call["url"]) == ("POST", "http://agent.example:30000/mcp/servers/web%2F1/restart")
+    assert call["params"] == {"timeout": 12} and call["timeout"] == 42
+
+
+@pytest.mark.parametrize("verb, args, method, path, params, timeout", [
+    ("stop_server", ("s", 5), "POST", "/mcp/servers/s/stop", {"timeout": 5}, 35),
+    ("start_server", ("s",), "POST", "/mcp/servers/s/start", {"timeout": 0}, 30),
+    ("remove_group", ("g", False, 4), "DELETE", "/mcp/groups/g", {"forceRemove": "false", "gracefulTimeoutMs": 4000}, 34),
+    ("remove_group", ("g", True, 0), "DELETE", "/mcp/groups/g", {"forceRemove": "true", "gracefulTimeoutMs": 0}, 30),
+    ("group_health", ("g", 2.25), "GET", "/mcp/health/g", {"retryFor": 2.2}, 42.25),
+    ("tool_action", ("t", "stop", 3), "POST", "/tools/t/stop", {"timeout": 3}, 33),
+    ("tool_action", ("t", "start", 3), "POST", "/tools/t/start", None, 33),
+    ("remove_tool", ("t", 9), "DELETE", "/tools/t", {"timeout": 9}, 39),
+    ("converge_tool", ("t", {}, 13), "PUT", "/tools/t", None, 43),
+    ("converge_tool", ("t", {}, 13, False), "PUT", "/tools/t", {"start": "false"}, 43),
+    ("deploy_group", ({}, 20), "POST", "/mcp/groups", None, 50),
+    ("execute", ({"argv": ["true"]}, 60), "POST", "/ssh/execute", None, 90),
+    ("mcp_status", (True,), "GET", "/mcp/status", {"probe": "true"}, 30),
+    ("diagnostics", ("logs", 5), "GET", "/diagnostics/logs", {"lines": 5}, 30),
+    ("status", (), "GET", "/status", None, 30),
+])
+def test_each_verb_calls_its_route_with_its_own_timeout(verb, args, method, path, params, timeout):
+    answer = {"data": {"servers": [], "plan": {}}, "mcp_servers": []}
+    client, fake = client_with([FakeResponse(201 if verb == "deploy_group" else 200, answer)], timeout=30)
+    getattr(client, verb)(*args)
+    call = fake.calls[0]
+    assert (call["method"], call["url"], call["params"]) == (method, "http://agent.example:30000" + path, params)
+    assert call["timeout"] == timeout
+
+
+def test_health_is_one_attempt_and_503_is_an_answer(no_sleep):
+    client, fake = client_with([FakeResponse(503, {"status": "degraded", "docker": False})])
+    assert client.health() == (503, {"status": "degraded", "docker": False})
+    client, fake = client_with([requests.exceptions.ConnectionError("refused")])
+    with pytest.raises(DtmaConnectionError):
+        client.health()
+    assert len(fake.calls) == 1 and no_sleep == []
+
+
+def test_health_with_the_usual_retries_rides_out_a_blip(no_sleep):
+    client, fake = client_with([requests.exceptions.ConnectionError("refused"), FakeResponse(200, {"status": "ok"})])
+    assert client.health(retries=None) == (200, {"status": "ok"})
+    assert len(fake.calls) == 2
+
+
+def test_mcp_servers_of_one_group():
+    servers = [{"name": "a", "group_id": "g1"}, {"name": "b", "group_id": "g2"}]
+    client, _fake = client_with([FakeResponse(200, {"mcp_servers": servers})])
+    assert client.mcp_servers("g1") == [servers[0]]
 
 
 @pytest.mark.parametrize("body, text", [

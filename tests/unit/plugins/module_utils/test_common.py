@@ -104,3 +104,84 @@ def test_raise_url_error_hands_the_error_to_the_caller():
 @pytest.mark.parametrize("args, missing", [({"token": TOKEN}, "no agent URL"), ({"url": "http://a:1"}, "no agent token")])
 def test_missing_url_or_token_fails_saying_which(capsys, args, missing):
     assert missing in client_failure(capsys, args)["msg"]
+
+
+# --- the Manager base: one fail(), dispatch on the state -----------------------------------------------------------
+
+class Failed(Exception):
+    pass
+
+
+class Exited(Exception):
+    pass
+
+
+class FakeModule(object):
+    def __init__(self, **params):
+        self.params = params
+        self.check_mode = False
+
+    def fail_json(self, **fields):
+        raise Failed(fields)
+
+    def exit_json(self, **fields):
+        raise Exited(fields)
+
+
+class Things(_common.Manager):
+    HANDLERS = {"restarted": "present"}
+
+    def subject(self):
+        return "thing %s" % self.params["name"]
+
+    def present(self):
+        self.result["changed"] = True
+        self.result["seen"] = self.params["state"]
+
+    def absent(self):
+        self.result["removed"] = ["x"]
+        raise self.params["raise"]
+
+
+def outcome(kind, **params):
+    with pytest.raises(kind) as info:
+        Things(FakeModule(**params), client=object()).run()
+    return info.value.args[0]
+
+
+def test_run_dispatches_on_the_state_and_exits_with_the_result():
+    assert outcome(Exited, name="a", state="present") == {"changed": True, "seen": "present"}
+    assert outcome(Exited, name="a", state="restarted") == {"changed": True, "seen": "restarted"}  # HANDLERS
+
+
+def test_an_agent_error_fails_with_the_result_so_far_and_what_the_agent_said():
+    from ansible_collections.agentopia.dtma.plugins.module_utils._api import error_for
+    exc = error_for(429, {"error": "restart limit", "message": "a was restarted 3 times", "fields": ["x"]}, "12")
+    fields = outcome(Failed, name="a", state="absent", **{"raise": exc})
+    assert fields["msg"] == "thing a (state=absent): DTMA agent answered HTTP 429: a was restarted 3 times"
+    assert fields["changed"] is False and fields["removed"] == ["x"]
+    assert (fields["status"], fields["agent_error"], fields["fields"], fields["retry_after"]) == (429, "restart limit", ["x"], 12)
+
+
+def test_an_agent_that_does_not_answer_fails_saying_so():
+    from ansible_collections.agentopia.dtma.plugins.module_utils._api import DtmaConnectionError
+    fields = outcome(Failed, name="a", state="absent", **{"raise": DtmaConnectionError("the DTMA agent at x did not answer")})
+    assert fields["msg"].startswith("could not reach the DTMA agent for thing a: the DTMA agent at x did not answer.")
+    assert fields["status"] is None and "retry_after" not in fields
+
+
+def test_fail_fields_given_by_the_caller_win():
+    from ansible_collections.agentopia.dtma.plugins.module_utils._api import error_for
+    manager = Things(FakeModule(name="a", state="present"), client=object())
+    with pytest.raises(Failed) as info:
+        manager.fail("refused", error_for(422, {"fields": [{"field": "servers.0.image"}]}), fields=[{"option": "servers[0].image"}])
+    assert info.value.args[0]["fields"] == [{"option": "servers[0].image"}] and info.value.args[0]["status"] == 422
+
+
+def test_the_manager_connects_through_the_one_fail(capsys):
+    with patch_module_args({"url": "127.0.0.1:30000", "token": TOKEN}):
+        module = AnsibleModule(argument_spec=_common.argument_spec(name=dict(type="str"), state=dict(type="str")))
+        with pytest.raises(SystemExit):
+            Things(module)
+    result = json.loads(capsys.readouterr().out)
+    assert result["failed"] is True and result["changed"] is False and "must start with http://" in result["msg"]

@@ -2,7 +2,7 @@
 # Copyright (c) 2026, Agentopia
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""dtma_diagnostics run through main(): a URL the client refuses is the health section's verdict, not a failure
+"""dtma_info run through main(): a URL the client refuses is the health section's verdict, not a failure
 (no HTTP is made: the URL is refused before anything is sent)."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import pytest
 
 from ansible.module_utils.testing import patch_module_args
 
-from ansible_collections.agentopia.dtma.plugins.modules import dtma_diagnostics
+from ansible_collections.agentopia.dtma.plugins.modules import dtma_info
 
 TOKEN = "unit-test-token-0123456789abcdef"
 
@@ -28,7 +28,7 @@ def clean_env(monkeypatch):
 def run_main(capsys, args):
     with patch_module_args(args):
         with pytest.raises(SystemExit) as info:
-            dtma_diagnostics.main()
+            dtma_info.main()
     return info.value.code, json.loads(capsys.readouterr().out)
 
 

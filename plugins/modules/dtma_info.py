@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 DOCUMENTATION = r'''
-module: dtma_diagnostics
+module: dtma_info
 short_description: Health checks and diagnostics of a host running the DTMA agent
 version_added: 0.1.0
 description:
@@ -75,7 +75,7 @@ author:
 
 EXAMPLES = r'''
 - name: Health of every droplet
-  agentopia.dtma.dtma_diagnostics:
+  agentopia.dtma.dtma_info:
   register: diag
   delegate_to: localhost
   module_defaults:
@@ -89,7 +89,7 @@ EXAMPLES = r'''
     fail_msg: "{{ diag.health.checks | dict2items | rejectattr('value.status', 'eq', 'healthy') | list }}"
 
 - name: Everything, with the SSH and backend checks
-  agentopia.dtma.dtma_diagnostics:
+  agentopia.dtma.dtma_info:
     gather: [health, status, docker, system, logs, mcp]
     log_lines: 50
     ssh_host: "{{ ansible_host }}"
@@ -160,8 +160,8 @@ import traceback
 
 from ansible.module_utils.basic import AnsibleModule, env_fallback
 
-from ansible_collections.agentopia.dtma.plugins.module_utils import _common
 from ansible_collections.agentopia.dtma.plugins.module_utils._api import DtmaError, DtmaUrlError
+from ansible_collections.agentopia.dtma.plugins.module_utils._common import Manager, argument_spec, client
 
 try:
     import requests
@@ -172,14 +172,6 @@ except ImportError:
     REQUESTS_IMPORT_ERROR = traceback.format_exc()
 
 BACKEND_TIMEOUT = 5
-# section -> (path segments, query, the key of the answer to return (None: the whole answer), HTTP statuses that are answers)
-SECTIONS = {
-    "status": (("status",), None, None, (200,)),
-    "docker": (("diagnostics", "docker"), None, "diagnostics", (200, 503)),
-    "system": (("diagnostics", "system"), None, "diagnostics", (200,)),
-    "logs": (("diagnostics", "logs"), "lines", "logs", (200,)),
-    "mcp": (("mcp", "status"), "probe", None, (200,)),
-}
 
 
 def _ms(started):
@@ -190,29 +182,41 @@ def check(status, reason, response_time_ms=None):
     return {"status": status, "reason": reason, "response_time_ms": response_time_ms}
 
 
-def agent_checks(client):
+def _without_success(body):
+    return dict((k, v) for k, v in body.items() if k != "success")
+
+
+# section -> (the agent's route, for messages; how to ask the client; what of the answer to return)
+SECTIONS = {
+    "status": ("GET /status", lambda api, params: api.status(), _without_success),
+    "docker": ("GET /diagnostics/docker", lambda api, params: api.diagnostics("docker")[1], lambda body: body.get("diagnostics")),
+    "system": ("GET /diagnostics/system", lambda api, params: api.diagnostics("system")[1], lambda body: body.get("diagnostics")),
+    "logs": ("GET /diagnostics/logs", lambda api, params: api.diagnostics("logs", lines=params["log_lines"])[1],
+             lambda body: body.get("logs")),
+    "mcp": ("GET /mcp/status?probe=true", lambda api, params: api.mcp_status(probe=True), _without_success),
+}
+
+
+def agent_checks(api):
     """agent_api and docker from one GET /health (single attempt: a monitor reports what it sees)."""
-    retries, client.GET_RETRIES = client.GET_RETRIES, 0
     started = time.monotonic()
     try:
-        status, body = client.request("GET", ("health",), ok=(200, 503))
+        status, body = api.health()
     except DtmaError as exc:
         return (check("unhealthy", exc.message, _ms(started)),
                 check("unknown", "the agent did not answer, so Docker could not be checked"), {})
-    finally:
-        client.GET_RETRIES = retries
     elapsed = _ms(started)
     if status == 200:
-        api = check("healthy", "HTTP 200", elapsed)
+        api_check = check("healthy", "HTTP 200", elapsed)
     else:
-        api = check("unhealthy", "HTTP %s: the agent answers but reports itself %s" % (status, body.get("status", "unhealthy")), elapsed)
+        api_check = check("unhealthy", "HTTP %s: the agent answers but reports itself %s" % (status, body.get("status", "unhealthy")), elapsed)
     if body.get("docker") is True:
         docker = check("healthy", "the agent reaches the Docker engine")
     elif body.get("docker") is False:
         docker = check("unhealthy", "the agent cannot reach the Docker engine")
     else:
         docker = check("unknown", "the agent's /health answer has no docker flag")
-    return api, docker, body
+    return api_check, docker, body
 
 
 def ssh_check(params):
@@ -249,54 +253,65 @@ def overall(checks):
     return "healthy" if all(s == "healthy" for s in known) else "degraded"
 
 
-def health(module, client, url_error=None):
-    if url_error is not None:  # nothing could be asked: the URL is the agent check's verdict
-        api, docker, body = (check("unhealthy", url_error.message),
-                             check("unknown", "the agent could not be asked, so Docker could not be checked"), {})
-    else:
-        api, docker, body = agent_checks(client)
-    checks = {"agent_api": api, "docker": docker, "ssh": ssh_check(module.params),
-              "backend": backend_check(module.params["backend_url"])}
-    return {"overall": overall(checks), "checks": checks, "agent": body}
+class InfoManager(Manager):
+    """Gathers each section asked for, in order; never changes anything. The health section never fails."""
+
+    STATE = None
+    HANDLERS = {None: "gather"}
+
+    def __init__(self, module, client=None):
+        self.url_error = None  # a url the client refuses: the health section's verdict, any other section's failure
+        super(InfoManager, self).__init__(module, client)
+
+    def check_options(self):
+        if not HAS_REQUESTS:
+            self.fail("the requests Python library is required on the controller", exception=REQUESTS_IMPORT_ERROR)
+        if not 1 <= self.params["log_lines"] <= 10000:
+            self.fail("log_lines must be between 1 and 10000, not %s" % self.params["log_lines"])
+
+    def connect(self):
+        try:
+            return client(self.module, raise_url_error=True, fail=self.fail)
+        except DtmaUrlError as exc:
+            self.url_error = exc
+            return None
+
+    def health(self):
+        if self.url_error is not None:  # nothing could be asked: the URL is the agent check's verdict
+            api, docker, body = (check("unhealthy", self.url_error.message),
+                                 check("unknown", "the agent could not be asked, so Docker could not be checked"), {})
+        else:
+            api, docker, body = agent_checks(self.client)
+        checks = {"agent_api": api, "docker": docker, "ssh": ssh_check(self.params),
+                  "backend": backend_check(self.params["backend_url"])}
+        return {"overall": overall(checks), "checks": checks, "agent": body}
+
+    def gather(self):
+        for section in dict.fromkeys(self.params["gather"]):  # each once, in the order asked
+            if section == "health":
+                self.result["health"] = self.health()
+                continue
+            if self.url_error is not None:
+                self.fail("could not gather the %s section from the DTMA agent: %s" % (section, self.url_error.message))
+            route, ask, keep = SECTIONS[section]
+            try:
+                self.result[section] = keep(ask(self.client, self.params))
+            except DtmaError as exc:
+                self.fail("could not gather the %s section from the DTMA agent (%s): %s" % (section, route, exc.message), exc)
 
 
 def main():
-    argument_spec = _common.argument_spec(
-        ssh=True,
-        gather=dict(type="list", elements="str", default=["health", "status"],
-                    choices=["health", "status", "docker", "system", "logs", "mcp"]),
-        log_lines=dict(type="int", default=100),
-        backend_url=dict(type="str", fallback=(env_fallback, ["AGENTOPIA_API_BASE_URL"])),
+    module = AnsibleModule(
+        argument_spec=argument_spec(
+            ssh=True,
+            gather=dict(type="list", elements="str", default=["health", "status"],
+                        choices=["health", "status", "docker", "system", "logs", "mcp"]),
+            log_lines=dict(type="int", default=100),
+            backend_url=dict(type="str", fallback=(env_fallback, ["AGENTOPIA_API_BASE_URL"])),
+        ),
+        supports_check_mode=True,
     )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    if not HAS_REQUESTS:
-        module.fail_json(msg="the requests Python library is required on the controller", exception=REQUESTS_IMPORT_ERROR)
-    if not 1 <= module.params["log_lines"] <= 10000:
-        module.fail_json(msg="log_lines must be between 1 and 10000, not %s" % module.params["log_lines"])
-    try:
-        client, url_error = _common.client(module, raise_url_error=True), None
-    except DtmaUrlError as exc:
-        client, url_error = None, exc
-    result = dict(changed=False)
-    for section in dict.fromkeys(module.params["gather"]):  # each once, in the order asked
-        if section == "health":
-            result["health"] = health(module, client, url_error)
-            continue
-        if url_error is not None:
-            module.fail_json(msg="could not gather the %s section from the DTMA agent: %s" % (section, url_error.message),
-                             **result)
-        segments, query, key, ok = SECTIONS[section]
-        params = {"lines": module.params["log_lines"]} if query == "lines" else {"probe": "true"} if query else None
-        try:
-            body = client.request("GET", segments, params=params, ok=ok)[1]
-        except DtmaError as exc:
-            module.fail_json(msg="could not gather the %s section from the DTMA agent (GET /%s): %s"
-                                 % (section, "/".join(segments), exc.message), status=exc.status, **result)
-        if key:
-            result[section] = body.get(key)
-        else:
-            result[section] = dict((k, v) for k, v in body.items() if k != "success")
-    module.exit_json(**result)
+    InfoManager(module).run()
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""agentopia.dtma.dtma_diagnostics in real ansible-playbook runs against a real agent, real Docker, a real sshd
+"""agentopia.dtma.dtma_info in real ansible-playbook runs against a real agent, real Docker, a real sshd
 and a real HTTP server standing in for the backend."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from dtma_testing import MCP_IMAGE, free_port
 
-MOD = "agentopia.dtma.dtma_diagnostics"
+MOD = "agentopia.dtma.dtma_info"
 ALL = ["health", "status", "docker", "system", "logs", "mcp"]
 NO_BACKEND = {"AGENTOPIA_API_BASE_URL": ""}
 
@@ -94,6 +94,20 @@ def test_default_sections_and_check_mode(agent, ansible_run):
     assert set(res) >= {"health", "status"} and not {"docker", "system", "logs", "mcp"} & set(res)
     assert res["health"]["overall"] == "healthy"
     assert "diff" not in res
+
+
+def test_a_playbook_with_the_old_module_name_still_runs(agent, ansible_run):
+    """dtma_diagnostics was renamed to dtma_info: meta/runtime.yml redirects the old name (with a deprecation
+    warning) and keeps it in the action group, so its module_defaults still reach the task."""
+    r = ansible_run([{"agentopia.dtma.dtma_diagnostics": {"gather": ["health", "status"]}}, {MOD: {"gather": ["health"]}}],
+                    agent=agent, env=NO_BACKEND)
+    assert r.rc == 0, r
+    old, new = r[0], r[1]
+    assert old["failed"] is False and old["changed"] is False, r
+    assert old["health"]["overall"] == "healthy" and old["status"]["version"] == agent.get("/status").json()["version"]
+    assert old["health"]["agent"]["boot_id"] == new["health"]["agent"]["boot_id"]
+    assert "agentopia.dtma.dtma_diagnostics has been deprecated" in " ".join(r.output.split())
+    assert "renamed to agentopia.dtma.dtma_info" in " ".join(r.output.split())
 
 
 def test_health_with_the_agent_down_reports_unhealthy_and_does_not_fail(make_agent, ansible_run):
