@@ -42,6 +42,29 @@ SSH_ARGS = dict(
 )
 
 
+# How a tool or an MCP server gets its image: the options and the agent's fields they become.
+IMAGE_ARGS = dict(
+    pull=dict(type="str", default="missing", choices=["missing", "always", "never"]),
+    registry_auth=dict(type="dict", options=dict(
+        username=dict(type="str", required=True),
+        password=dict(type="str", required=True, no_log=True),
+        serveraddress=dict(type="str"),
+    )),
+)
+
+
+def image_fields(options):
+    """`pull` and `registry_auth` as the agent's pullPolicy and registryAuth. The agent's default policy (missing)
+    is not sent, so an older agent still takes the spec."""
+    fields = {}
+    if options.get("pull") not in (None, "missing"):
+        fields["pullPolicy"] = options["pull"]
+    auth = dict((k, v) for k, v in (options.get("registry_auth") or {}).items() if v not in (None, ""))
+    if auth:
+        fields["registryAuth"] = auth
+    return fields
+
+
 def argument_spec(ssh=False, **module_args):
     spec = dict(CONNECTION_ARGS)
     if ssh:

@@ -429,7 +429,7 @@ from ansible_collections.agentopia.dtma.plugins.module_utils._api import (
     DtmaNotFound,
     DtmaRateLimited,
 )
-from ansible_collections.agentopia.dtma.plugins.module_utils._common import Manager, argument_spec
+from ansible_collections.agentopia.dtma.plugins.module_utils._common import IMAGE_ARGS, Manager, argument_spec, image_fields
 
 # The agent's field names and the options they come from, to name the option in the agent's validation errors.
 _OPTION_NAMES = {
@@ -458,7 +458,6 @@ def server_payload(server):
     limits = dict((k, v) for k, v in (server.get("resources") or {}).items() if v not in (None, ""))
     if server.get("resource_template"):
         limits["template"] = server["resource_template"]
-    auth = dict((k, v) for k, v in (server.get("registry_auth") or {}).items() if v not in (None, ""))
     fields = {
         "instanceNameOnToolbox": server["name"],
         "dockerImageUrl": server["image"],
@@ -469,10 +468,8 @@ def server_payload(server):
         "environmentVariables": server.get("env"),
         "resourceLimits": limits,
         "baseConfigOverrideJson": server.get("config_override"),
-        # the agent's default is missing: sent only when it is another, so an older agent still takes the spec
-        "pullPolicy": server.get("pull") if server.get("pull") not in (None, "missing") else None,
-        "registryAuth": auth,
     }
+    fields.update(image_fields(server))
     return dict((k, v) for k, v in fields.items() if v not in (None, {}, ""))
 
 
@@ -698,14 +695,9 @@ class GroupManager(Manager):
 
 def main():
     server_options = dict(
+        IMAGE_ARGS,
         name=dict(type="str", required=True),
         image=dict(type="str", required=True),
-        pull=dict(type="str", default="missing", choices=["missing", "always", "never"]),
-        registry_auth=dict(type="dict", options=dict(
-            username=dict(type="str", required=True),
-            password=dict(type="str", required=True, no_log=True),
-            serveraddress=dict(type="str"),
-        )),
         account_tool_instance_id=dict(type="str"),
         endpoint_path=dict(type="str", default="/mcp"),
         transport=dict(type="str", default="streamable-http", choices=["stdio", "sse", "streamable-http", "websocket"]),

@@ -286,7 +286,7 @@ import re
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.agentopia.dtma.plugins.module_utils._api import DtmaError, DtmaNotFound
-from ansible_collections.agentopia.dtma.plugins.module_utils._common import Manager, argument_spec
+from ansible_collections.agentopia.dtma.plugins.module_utils._common import IMAGE_ARGS, Manager, argument_spec, image_fields
 
 RUNNING = ("running", "restarting")
 # states in which "stopped" holds: the container's process does not run
@@ -367,11 +367,7 @@ class ToolManager(Manager):
                 "accountToolInstanceId": account}
         if config:
             body["baseConfigOverrideJson"] = config
-        if self.params["pull"] != "missing":  # the agent's default; not sent, so an older agent still takes it
-            body["pullPolicy"] = self.params["pull"]
-        auth = dict((k, v) for k, v in (self.params["registry_auth"] or {}).items() if v not in (None, ""))
-        if auth:
-            body["registryAuth"] = auth
+        body.update(image_fields(self.params))
         if self.params["settle"] is not None:
             body["settleSeconds"] = self.params["settle"]
         return body
@@ -475,18 +471,13 @@ def main():
         argument_spec=argument_spec(
             name=dict(type="str", required=True),
             image=dict(type="str"),
-            pull=dict(type="str", default="missing", choices=["missing", "always", "never"]),
-            registry_auth=dict(type="dict", options=dict(
-                username=dict(type="str", required=True),
-                password=dict(type="str", required=True, no_log=True),
-                serveraddress=dict(type="str"),
-            )),
             account_tool_instance_id=dict(type="str"),
             config=dict(type="dict"),
             env=dict(type="dict", no_log=True),
             state=dict(type="str", default="started", choices=["present", "started", "stopped", "restarted", "absent"]),
             stop_timeout=dict(type="int", default=10, aliases=["graceful_timeout"]),
             settle=dict(type="float"),
+            **IMAGE_ARGS
         ),
         supports_check_mode=True,
         required_by={"config": "image", "env": "image", "registry_auth": "image"},
