@@ -125,7 +125,9 @@ def test_awx_jobs_keep_the_hosts_token_and_reach_the_agent_with_it(fleet: Fleet,
     own = host_vars(droplet)
     inventory_vars = {k: own[k] for k in ("ansible_host", "ansible_port", "ansible_user", "ansible_python_interpreter",
                                           "ansible_ssh_common_args", "dtma_port", "dtma_backend_api_key")}
-    inventory_vars.update({"dtma_generate_token": True, "dtma_token_file": ""})
+    inventory_vars.update({"dtma_generate_token": True, "dtma_token_file": "",
+                           # the wheels the droplet was installed from (an execution environment would build them)
+                           "dtma_wheel_cache_dir": str(Path.home() / ".cache" / "dtma" / "wheels")})
     before = agent(droplet)
 
     runner, out, home = awx_job(fleet, droplet, tmp_path, "playbooks/install.yml", inventory_vars)
