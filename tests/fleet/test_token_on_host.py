@@ -8,7 +8,9 @@ GET /health's boot_id."""
 from __future__ import annotations
 
 import os
+import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -118,7 +120,16 @@ def awx_job(fleet: Fleet, d: Droplet, root: Path, playbook: str, inventory_vars:
     return runner, runner.stdout.read(), pdd / "home"
 
 
-def test_awx_jobs_keep_the_hosts_token_and_reach_the_agent_with_it(fleet: Fleet, droplet, tmp_path):
+@pytest.fixture
+def short_tmp():
+    """A private data dir root with a short path: ssh's control socket lives under the job's home, and a Unix socket
+    path has at most 107 bytes (AWX's own are short: /runner)."""
+    path = Path(tempfile.mkdtemp(prefix="dtma-awx-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def test_awx_jobs_keep_the_hosts_token_and_reach_the_agent_with_it(fleet: Fleet, droplet, short_tmp):
     """Each job starts with an empty home: no token file, no credential token. The install keeps the host's token
     (dtma_token_file: '' - no copy to lose) and restarts nothing; diagnostics and restart read the token from the
     host and reach the agent with it."""
@@ -130,7 +141,7 @@ def test_awx_jobs_keep_the_hosts_token_and_reach_the_agent_with_it(fleet: Fleet,
                            "dtma_wheel_cache_dir": str(Path.home() / ".cache" / "dtma" / "wheels")})
     before = agent(droplet)
 
-    runner, out, home = awx_job(fleet, droplet, tmp_path, "playbooks/install.yml", inventory_vars)
+    runner, out, home = awx_job(fleet, droplet, short_tmp, "playbooks/install.yml", inventory_vars)
     assert (runner.rc, runner.status) == (0, "successful"), out[-4000:]
     assert host_token(droplet) == droplet.token
     assert agent(droplet) == before, "the install job restarted the agent or changed its env file"
@@ -138,14 +149,14 @@ def test_awx_jobs_keep_the_hosts_token_and_reach_the_agent_with_it(fleet: Fleet,
     assert not (home / ".dtma").exists(), "a token copy was written under the job's home"
     assert droplet.token not in out
 
-    runner, out, _home = awx_job(fleet, droplet, tmp_path, "playbooks/diagnostics.yml", inventory_vars)
+    runner, out, _home = awx_job(fleet, droplet, short_tmp, "playbooks/diagnostics.yml", inventory_vars)
     assert (runner.rc, runner.status) == (0, "successful"), out[-4000:]
     assert "Read the agent's token from the host" in out
     summary = [line for line in out.splitlines() if '"msg": "HEALTHY |' in line]
     assert len(summary) == 1 and "tools=" in summary[0], out[-4000:]  # GET /status answered: the token was accepted
     assert droplet.token not in out
 
-    runner, out, _home = awx_job(fleet, droplet, tmp_path, "playbooks/restart.yml", inventory_vars)
+    runner, out, _home = awx_job(fleet, droplet, short_tmp, "playbooks/restart.yml", inventory_vars)
     assert (runner.rc, runner.status) == (0, "successful"), out[-4000:]
     assert "restarted through the API" in out, out[-4000:]
     assert agent(droplet)["boot_id"] != before["boot_id"]
