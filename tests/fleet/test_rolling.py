@@ -65,7 +65,7 @@ def test_a_rolling_redeploy_stops_at_the_host_whose_release_does_not_start(fleet
     t0 = time.monotonic()
     # a private wheel cache: the build of NEW must not prune other builds from the shared one
     run = fleet.playbook("playbooks/redeploy.yml", "-e", json.dumps({
-        "dtma_version": NEW, "dtma_stamp_version": True, "dtma_wait_timeout": 20,
+        "dtma_version": NEW, "dtma_stamp_version": True, "dtma_wait_timeout": 12,
         "dtma_wheel_cache_dir": str(tmp_path / "wheels")}), timeout=600)
     TIMINGS["redeploy.yml (3 hosts, the 2nd broken)"] = time.monotonic() - t0
     out = run.stdout + run.stderr
