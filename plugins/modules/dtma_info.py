@@ -62,6 +62,9 @@ attributes:
   idempotent:
     support: full
 notes:
+  - The module runs in the controller's worker process (its action plugin), not on the managed host: it only talks
+    HTTP to the agent, so no Python is started per host, and C(delegate_to) is not needed (it does no harm).
+    Environment fallbacks read the controller's environment with the task's C(environment) over it.
   - The SSH check connects with the SSH options and runs C(true); it needs the paramiko library. With
     O(ssh_host_key_checking=true) (the default) an unknown host key makes the check V(unhealthy).
   - C(overall) is V(healthy) when every check that could be made (not V(unknown)) is V(healthy), V(unhealthy) when
@@ -300,17 +303,19 @@ class InfoManager(Manager):
                 self.fail("could not gather the %s section from the DTMA agent (%s): %s" % (section, route, exc.message), exc)
 
 
-def main():
-    module = AnsibleModule(
-        argument_spec=argument_spec(
-            ssh=True,
-            gather=dict(type="list", elements="str", default=["health", "status"],
-                        choices=["health", "status", "docker", "system", "logs", "mcp"]),
-            log_lines=dict(type="int", default=100),
-            backend_url=dict(type="str", fallback=(env_fallback, ["AGENTOPIA_API_BASE_URL"])),
-        ),
-        supports_check_mode=True,
+def module_args():
+    """The options (also validated by the action plugin, which runs InfoManager in the controller's worker)."""
+    return argument_spec(
+        ssh=True,
+        gather=dict(type="list", elements="str", default=["health", "status"],
+                    choices=["health", "status", "docker", "system", "logs", "mcp"]),
+        log_lines=dict(type="int", default=100),
+        backend_url=dict(type="str", fallback=(env_fallback, ["AGENTOPIA_API_BASE_URL"])),
     )
+
+
+def main():
+    module = AnsibleModule(argument_spec=module_args(), supports_check_mode=True)
     InfoManager(module).run()
 
 
