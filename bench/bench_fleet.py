@@ -70,8 +70,9 @@ def run_playbook(work: Path, playbook: Path, forks: int, hosts: int) -> float:
     bad = [host for host, line in recap.items() if not line.startswith("ok=1 ") or " failed=0 " not in line
            or " unreachable=0 " not in line]
     if done.returncode != 0 or len(recap) != hosts or bad:
+        why = [line[:600] for line in done.stdout.splitlines() if line.startswith(("fatal:", "failed:"))][:3]
         raise BenchError(f"{playbook.name}: rc {done.returncode}, {len(recap)}/{hosts} hosts in the recap, not ok: "
-                         f"{bad[:5]} {done.stdout[-1500:]}")
+                         f"{bad[:5]}: {why or done.stderr[-1000:]}")
     return elapsed
 
 

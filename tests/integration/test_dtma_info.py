@@ -238,3 +238,14 @@ def test_backend_check(agent, ansible_run, backend):
 def test_bad_log_lines_fails_clearly(agent, ansible_run):
     r = ansible_run([{MOD: {"gather": ["logs"], "log_lines": 0}}], agent=agent)
     assert r[0]["failed"] is True and "log_lines" in r[0]["msg"]
+
+
+def test_runs_in_the_controllers_worker_without_a_python_per_host(agent, ansible_run):
+    """The action plugin makes the HTTP call itself: with no usable Python for the task, a module (ping) fails and
+    dtma_info still answers, because nothing is shipped to a host."""
+    no_python = {"vars": {"ansible_python_interpreter": "/nonexistent/python3"}}
+    r = ansible_run([{"ansible.builtin.ping": {}, **no_python},
+                     {MOD: {"gather": ["health", "status"]}, **no_python}], agent=agent, env=NO_BACKEND)
+    assert r[0]["failed"] is True and "/nonexistent/python3" in r[0]["module_stdout"] + r[0]["module_stderr"] + r[0]["msg"]
+    assert r[1]["failed"] is False, r
+    assert r[1]["health"]["overall"] == "healthy" and r[1]["health"]["agent"]["boot_id"]
