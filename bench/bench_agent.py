@@ -403,13 +403,18 @@ class Bench:
     def cold_start(self) -> None:
         n = self.reps("cold")
         node = shutil.which("node")
-        times, node_times = [], []
+        times, bare_times, node_times = [], [], []
         for i in range(n):
             agent = Agent(self.log_dir, f"cold{i}")
             try:
                 times.append(agent.start())
             finally:
                 agent.stop()
+            port = free_port()
+            proc, seconds = spawn_until_healthy([sys.executable, str(BARE_APP), HOST, str(port)], agent_env(""),
+                                                self.log_dir / f"bare{i}.log", port)
+            stop_process(proc)
+            bare_times.append(seconds)
             if node:
                 port = free_port()
                 proc, seconds = spawn_until_healthy([node, "-e", NODE_STANDIN, HOST, str(port)], dict(os.environ),
@@ -420,6 +425,10 @@ class Bench:
         self.row("cold start: spawn -> first 200 /health", None, None, TARGETS["cold_ms"], value=median_ms,
                  note=f"median of {n} spawns (all: {', '.join(f'{t * 1000:.0f}' for t in times)} ms); target: the "
                       "issue's figure for the predecessor (Node.js DTMA, 210 ms), which is NOT on this machine")
+        bare_ms = statistics.median(bare_times) * 1000
+        self.row("  same run: the bare FastAPI app", None, None, None, value=bare_ms,
+                 note=f"bench/bare_app.py, uvicorn alone with one route ({n} spawns, interleaved): the floor of this "
+                      f"stack; the agent takes {median_ms / bare_ms:.2f}x its start-up")
         if node_times:
             node_ms = statistics.median(node_times) * 1000
             self.row("  same run: Node.js http stand-in", None, None, None, value=node_ms,
@@ -814,7 +823,8 @@ class Bench:
 # ------------------------------------------------------------------------------------------ reporting
 
 def fmt_ms(s: dict | None) -> str:
-    return f"{s['median_ms']:.1f} (p90 {s['p90_ms']:.1f})" if s else "-"
+    digits = 2 if s and s["median_ms"] < 10 else 1  # sub-millisecond rows (/health) need the second digit
+    return f"{s['median_ms']:.{digits}f} (p90 {s['p90_ms']:.{digits}f})" if s else "-"
 
 
 def format_row(r: dict) -> str:

@@ -289,3 +289,14 @@ def test_full_audit_disk_keeps_the_agent_serving_and_health_says_so(make_agent, 
         assert '"command":"true"' in (log_dir / "audit.log").read_text()
     finally:
         subprocess.run(["umount", "-l", str(log_dir)], check=False)
+
+
+def test_health_with_a_docker_host_that_is_not_a_local_socket(make_agent):
+    """DOCKER_HOST=tcp://… is pinged through the docker SDK in a thread; nothing listens there, so 503 and why."""
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    a = make_agent(env={"DOCKER_HOST": f"tcp://127.0.0.1:{port}"})
+    code, body = health(a)
+    assert code == 503 and body["docker"] is False and body["status"] == "degraded", body
+    assert body["docker_check"]["error"] and body["docker_check"]["age_ms"] <= MAX_AGE_S * 1000, body

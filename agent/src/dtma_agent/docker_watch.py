@@ -14,9 +14,9 @@ MAX_AGE_S = 2.0   # /health never reports a state older than this as reachable
 
 
 class DockerWatch:
-    """Pings the engine's `/_ping` once a second: over the local socket with a raw HTTP request (no docker SDK, so
-    the agent answers its first /health before importing it), or through `fallback_ping` (the SDK, run in a thread)
-    when the engine is not on a local socket (tcp://, TLS, ssh://)."""
+    """Pings the engine's `/_ping` once a second: over the local socket with a one-line HTTP request on the event
+    loop (no thread, no connection pool, and a hung engine costs a timeout, not a worker), or through
+    `fallback_ping` (the SDK, in a thread) when the engine is not on a local socket (tcp://, TLS, ssh://)."""
 
     def __init__(self, socket_path: str | None, fallback_ping: Callable[[], bool]):
         self._socket_path = socket_path
