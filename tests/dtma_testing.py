@@ -151,6 +151,7 @@ class DockerProxy:
         self._server: socket.socket | None = None
         self._conns: list[socket.socket] = []
         self._lock = threading.Lock()
+        self.pings = 0  # GET /_ping requests forwarded (how often the agent checks Docker)
 
     @property
     def docker_host(self) -> str:
@@ -176,12 +177,14 @@ class DockerProxy:
             with self._lock:
                 self._conns += [client, upstream]
             for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+                threading.Thread(target=self._pipe, args=(a, b, a is client), daemon=True).start()
 
-    @staticmethod
-    def _pipe(src: socket.socket, dst: socket.socket) -> None:
+    def _pipe(self, src: socket.socket, dst: socket.socket, count_pings: bool = False) -> None:
         try:
             while data := src.recv(65536):
+                if count_pings:
+                    with self._lock:
+                        self.pings += data.count(b"/_ping HTTP")  # GET /_ping or GET /v1.41/_ping
                 dst.sendall(data)
         except OSError:
             pass

@@ -70,12 +70,8 @@ __all__ = ["BASHLEX_IMPORT_ERROR", "DEFAULT_POLICY", "DEFAULT_RULE", "HAS_BASHLE
 HAS_BASHLEX = importlib.util.find_spec("bashlex") is not None
 BASHLEX_IMPORT_ERROR = None if HAS_BASHLEX else "ModuleNotFoundError: No module named 'bashlex'"
 
-try:
-    import yaml
-    HAS_YAML = True
-except ImportError:
-    yaml = None
-    HAS_YAML = False
+# PyYAML likewise, on reading a .yml/.yaml policy file (the agent's start-up does not pay for it otherwise)
+HAS_YAML = importlib.util.find_spec("yaml") is not None
 
 
 POLICY_SCHEMA = """\
@@ -321,6 +317,7 @@ def load_policy(source) -> "Policy":
         if path.endswith((".yml", ".yaml")):
             if not HAS_YAML:
                 raise PolicyError(f"{path}: PyYAML is not installed; write the policy as JSON")
+            import yaml  # pylint: disable=import-outside-toplevel
             data = yaml.safe_load(text)
         else:
             data = json.loads(text)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
+import socket
 import subprocess
 import secrets
+import time
 from datetime import datetime, timedelta, timezone
 
 import docker
@@ -13,6 +15,8 @@ from dtma_testing import BUSYBOX
 
 from dtma_agent import __version__
 
+# Docker is checked in the background: /health reports a finding at most this old, and an outage within it
+MAX_AGE_S = 2.0
 STATUS_KEYS = {"success", "status", "timestamp", "version", "service", "environment", "tool_instances", "system_metrics"}
 
 
@@ -21,6 +25,20 @@ def parse_timestamp(value: str) -> datetime:
     assert when.tzinfo is not None
     assert abs(datetime.now(timezone.utc) - when) < timedelta(minutes=5)
     return when
+
+
+def health(agent) -> tuple[int, dict]:
+    r = requests.get(agent.url + "/health", timeout=10)
+    return r.status_code, r.json()
+
+
+def seconds_until_health(agent, code: int, limit: float = 10.0) -> float:
+    """How long until /health answers `code`; fails when it does not within `limit`."""
+    started = time.monotonic()
+    while health(agent)[0] != code:
+        assert time.monotonic() - started < limit, f"/health never answered {code}: {health(agent)}"
+        time.sleep(0.02)
+    return time.monotonic() - started
 
 
 def assert_system_metrics(metrics: dict) -> None:
@@ -51,6 +69,7 @@ def test_health_fields(agent):
     assert out["version"] == __version__
     assert isinstance(out["uptime_s"], (int, float)) and out["uptime_s"] >= 0
     assert re.fullmatch(r"[0-9a-f]{32}", out["boot_id"])
+    assert out["docker_check"]["error"] is None and 0 <= out["docker_check"]["age_ms"] <= MAX_AGE_S * 1000
     parse_timestamp(out["timestamp"])
     again = requests.get(agent.url + "/health", timeout=10).json()
     assert again["boot_id"] == out["boot_id"]
@@ -126,10 +145,12 @@ def test_docker_down_then_recovery(make_agent, docker_proxy, cleanup, name):
 
     docker_proxy.stop()
     try:
+        assert seconds_until_health(a, 503) < MAX_AGE_S
         r = requests.get(a.url + "/health", timeout=10)
         assert r.status_code == 503
         out = r.json()
         assert out["docker"] is False and out["status"] == "degraded" and out["version"] == __version__
+        assert out["docker_check"]["error"] and out["docker_check"]["age_ms"] <= MAX_AGE_S * 1000
 
         r = a.get("/status")
         assert r.status_code == 503
@@ -152,7 +173,7 @@ def test_docker_down_then_recovery(make_agent, docker_proxy, cleanup, name):
     finally:
         docker_proxy.start()
 
-    assert a.get("/health").status_code == 200
+    assert seconds_until_health(a, 200) < MAX_AGE_S
     r = a.get("/status")
     assert r.status_code == 200 and r.json()["success"] is True
     assert tool in [i["name"] for i in r.json()["tool_instances"]]
@@ -167,10 +188,73 @@ def test_agent_started_while_docker_is_down_recovers(make_agent, docker_proxy):
         a = make_agent(env={"DOCKER_HOST": docker_proxy.docker_host})
         assert requests.get(a.url + "/health", timeout=10).status_code == 503
         assert a.get("/tools/status").status_code == 503
+        assert health(a)[1]["docker_check"]["error"]
     finally:
         docker_proxy.start()
-    assert requests.get(a.url + "/health", timeout=10).status_code == 200
+    assert seconds_until_health(a, 200) < MAX_AGE_S
     assert a.get("/tools/status").status_code == 200
+
+
+def test_health_does_not_ping_docker_per_request(make_agent, docker_proxy):
+    """/health answers from the background watch: 100 requests cost at most the one ping a second it does anyway,
+    and the finding it reports is never older than 2 s."""
+    a = make_agent(env={"DOCKER_HOST": docker_proxy.docker_host})
+    pings_before, started = docker_proxy.pings, time.monotonic()
+    ages = []
+    for _index in range(100):
+        code, body = health(a)
+        assert code == 200, body
+        ages.append(body["docker_check"]["age_ms"])
+    elapsed = time.monotonic() - started
+    pings = docker_proxy.pings - pings_before
+    assert pings <= elapsed + 2, f"{pings} pings for 100 requests in {elapsed:.2f} s"
+    assert max(ages) <= MAX_AGE_S * 1000, ages
+    # and the watch keeps going while nobody asks: about one ping a second
+    pings_before = docker_proxy.pings
+    time.sleep(3)
+    assert 2 <= docker_proxy.pings - pings_before <= 4
+    assert health(a)[1]["docker_check"]["age_ms"] <= MAX_AGE_S * 1000
+
+
+def test_health_turns_503_within_2_s_of_an_outage_and_back(make_agent, docker_proxy):
+    """Several outages at random points of the watch's one-second cycle: each is seen within 2 s, each recovery
+    within about a second."""
+    a = make_agent(env={"DOCKER_HOST": docker_proxy.docker_host})
+    for offset in (0.0, 0.3, 0.7):
+        time.sleep(offset)
+        docker_proxy.stop()
+        try:
+            down = seconds_until_health(a, 503)
+            code, body = health(a)
+            assert code == 503 and body["docker"] is False and body["status"] == "degraded", body
+            assert body["docker_check"]["error"], body
+        finally:
+            docker_proxy.start()
+        up = seconds_until_health(a, 200)
+        print(f"outage seen after {down:.2f} s, recovery after {up:.2f} s")
+        assert down < MAX_AGE_S and up < 1.5
+
+
+def test_health_turns_503_when_docker_hangs(make_agent, docker_proxy, tmp_path):
+    """An engine that accepts connections but never answers (a frozen dockerd): the pings time out and /health says
+    503 within 2 s instead of hanging or reporting an old success."""
+    a = make_agent(env={"DOCKER_HOST": docker_proxy.docker_host})
+    assert health(a)[0] == 200
+    docker_proxy.stop()
+    frozen = socket.socket(socket.AF_UNIX)
+    frozen.bind(str(docker_proxy.path))
+    frozen.listen(64)  # the kernel completes connections; nobody reads or answers them
+    try:
+        started = time.monotonic()
+        assert seconds_until_health(a, 503) < MAX_AGE_S
+        assert time.monotonic() - started < MAX_AGE_S + 0.5  # and no /health request hung meanwhile
+        body = health(a)[1]
+        assert body["docker"] is False and body["docker_check"]["error"], body
+    finally:
+        frozen.close()
+        docker_proxy.path.unlink()
+        docker_proxy.start()
+    assert seconds_until_health(a, 200) < MAX_AGE_S
 
 
 def test_full_audit_disk_keeps_the_agent_serving_and_health_says_so(make_agent, tmp_path):
@@ -205,3 +289,14 @@ def test_full_audit_disk_keeps_the_agent_serving_and_health_says_so(make_agent, 
         assert '"command":"true"' in (log_dir / "audit.log").read_text()
     finally:
         subprocess.run(["umount", "-l", str(log_dir)], check=False)
+
+
+def test_health_with_a_docker_host_that_is_not_a_local_socket(make_agent):
+    """DOCKER_HOST=tcp://… is pinged through the docker SDK in a thread; nothing listens there, so 503 and why."""
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    a = make_agent(env={"DOCKER_HOST": f"tcp://127.0.0.1:{port}"})
+    code, body = health(a)
+    assert code == 503 and body["docker"] is False and body["status"] == "degraded", body
+    assert body["docker_check"]["error"] and body["docker_check"]["age_ms"] <= MAX_AGE_S * 1000, body

@@ -139,7 +139,8 @@ def test_query_values_never_reach_the_logs(make_agent):
 # --- 5xx found by tests/agent/test_schema_fuzz.py, each kept as a regression test -----------------------------
 
 @pytest.mark.parametrize("image", ["True", ")", "Upper/Case", "a@A:0c" + "0" * 32, "a@sha256:" + "F" * 64,
-                                   "[f2Cc6]/p8lx/x", "x" * 256])
+                                   "[f2Cc6]/p8lx/x", "x" * 256,
+                                   "busybox:t\u00e9st", "busybox:\u0663"])  # Docker's tag \w is ASCII only
 def test_invalid_image_reference_is_422_not_502(agent, name, image):
     """Docker answers inspect of a malformed reference with 400 "invalid reference format" (was a 502)."""
     tool = {"dockerImageUrl": image, "instanceNameOnToolbox": name("img"), "accountToolInstanceId": "x"}

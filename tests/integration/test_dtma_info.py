@@ -7,7 +7,8 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from dtma_testing import MCP_IMAGE, free_port
+import requests
+from dtma_testing import MCP_IMAGE, free_port, wait_until
 
 MOD = "agentopia.dtma.dtma_info"
 ALL = ["health", "status", "docker", "system", "logs", "mcp"]
@@ -173,6 +174,8 @@ def test_docker_down_is_reported_not_failed(make_agent, ansible_run, docker_prox
     """The agent answers, Docker does not: the docker section carries the agent's account of it, health is unhealthy."""
     a = make_agent(env={"DOCKER_HOST": docker_proxy.docker_host})
     docker_proxy.stop()
+    # the agent checks Docker in the background and sees the outage within 2 s
+    assert wait_until(lambda: requests.get(a.url + "/health", timeout=5).status_code == 503, 2.5, 0.05)
     r = ansible_run([{MOD: {"gather": ["health", "docker"]}}], agent=a, env=NO_BACKEND)
     res = r[0]
     assert res["failed"] is False, r

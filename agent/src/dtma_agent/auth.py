@@ -68,6 +68,8 @@ class BodyLimit:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         length = next((v for k, v in scope["headers"] if k == b"content-length"), None)
+        if length is None and all(k != b"transfer-encoding" for k, _v in scope["headers"]):
+            return await self.app(scope, receive, send)  # neither a length nor chunked: HTTP/1.1 has no body to count
         if length is not None and (not length.isdigit() or int(length) > self.limit):
             return await self._too_large(scope, receive, send)
         chunks, size = [], 0

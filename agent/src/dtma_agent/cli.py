@@ -65,6 +65,9 @@ def main(argv=None) -> int:
     if not os.environ.get("DOCKER_HOST", "").startswith("ssh://"):
         # the docker SDK imports its SSH transport whenever paramiko is installed (+15 MB resident); not needed here
         sys.modules.setdefault("paramiko", None)
+    # no pydantic plugins in the agent: looking for them reads the metadata of every installed distribution at
+    # start-up (tens of ms in a big virtualenv), and a plugin would see every request body
+    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     import uvicorn  # imported late so --version and refusals stay fast
 
     from .app import create_app

@@ -16,10 +16,11 @@ from .create_config import MIN_HOST_PORT, check_shape
 NAME_PATTERN = r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$"
 TRANSPORTS = ("stdio", "sse", "streamable-http", "websocket")
 # Docker's image reference grammar (distribution/reference): [registry[:port]/]path[:tag][@sha256:digest], path
-# lowercase; anything else is a 422 here instead of Docker's 400 "invalid reference format" later.
+# lowercase; anything else is a 422 here instead of Docker's 400 "invalid reference format" later. The tag's \w is
+# spelled in ASCII as in Docker's (Go) grammar: a Unicode \w{0,127} compiles to ~12 MB resident in pydantic's regex.
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 _DOMAIN = r"[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*(?::[0-9]+)?"
-IMAGE_PATTERN = rf"^(?:{_DOMAIN}/)?{_COMPONENT}(?:/{_COMPONENT})*(?::[\w][\w.-]{{0,127}})?(?:@sha256:[0-9a-f]{{64}})?$"
+IMAGE_PATTERN = rf"^(?:{_DOMAIN}/)?{_COMPONENT}(?:/{_COMPONENT})*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{{0,127}})?(?:@sha256:[0-9a-f]{{64}})?$"
 
 # Presets a server's `resourceLimits` may name (GET /mcp/templates).
 RESOURCE_TEMPLATES = {
