@@ -18,9 +18,10 @@ from .errors import install_handlers
 from .groups import RestartLimiter
 from .executor import Executor
 from .heartbeat import Heartbeat
+from .prometheus import RequestMetrics
 from .reconcile import Readiness
 from .policy import PolicyContext, default_policy, load_policy
-from .routes import diagnostics, exec as exec_route, health, lifecycle, mcp, status, tools
+from .routes import diagnostics, exec as exec_route, health, lifecycle, mcp, metrics, status, tools
 from .settings import Settings
 
 
@@ -81,7 +82,9 @@ def create_app(settings: Settings, docker_service: DockerService | None = None) 
     install_handlers(app)
     app.add_middleware(BodyLimit)                           # inner: reads the body only for an authenticated caller
     app.add_middleware(BearerAuth, tokens=settings.tokens)  # outer: the token first, before any body is read
+    app.add_middleware(RequestMetrics)                      # outermost: times every request, 401s included
+    app.state.metrics_registry = metrics.create_registry(app.state)
     for router in (health.router, status.router, tools.router, mcp.router, diagnostics.router, exec_route.router,
-                   lifecycle.router):
+                   lifecycle.router, metrics.router):
         app.include_router(router)
     return app
