@@ -184,6 +184,26 @@ def test_a_group_deploy_shows_containers_restarts_and_probes(agent, docker_api, 
     assert value(samples, "dtma_mcp_probe_success", group=group, server=server) is None
 
 
+def test_a_failed_probe_is_success_0_with_its_duration(make_agent, name):
+    a = make_agent()
+    group, server = name("grp"), name("wrong")
+    body = {"groupId": group, "options": {"sharedNetworking": True}, "servers": [
+        {"instanceNameOnToolbox": server, "dockerImageUrl": MCP_IMAGE, "accountToolInstanceId": f"ati-{server}",
+         "mcpTransportType": "streamable-http", "mcpEndpointPath": "/nope", "portBindings": {"8080": ""},
+         "environmentVariables": {"MCP_TRANSPORT": "streamable-http", "MCP_PATH": "/mcp"}}]}
+    try:
+        assert a.post("/mcp/groups", json=body).status_code == 201
+        health = a.get(f"/mcp/health/{group}", params={"retryFor": 5}).json()
+        assert health["data"]["servers"][0]["health"]["probe"]["ok"] is False, health
+        samples = scrape(a)
+        assert value(samples, "dtma_mcp_probe_success", group=group, server=server) == 0
+        assert 0 < value(samples, "dtma_mcp_probe_latency_seconds", group=group, server=server) < 10
+        assert value(samples, "dtma_mcp_probe_duration_seconds_count", result="failed") == 1
+        assert value(samples, "dtma_mcp_probe_duration_seconds_count", result="ok") is None
+    finally:
+        a.delete(f"/mcp/groups/{group}", params={"forceRemove": "true"})
+
+
 def test_docker_down_is_docker_up_0_not_a_failed_scrape(make_agent, tmp_path):
     a = make_agent(env={"DOCKER_HOST": f"unix://{tmp_path}/no-docker.sock"}, wait=False)
     assert wait_until(a.answers, 15)

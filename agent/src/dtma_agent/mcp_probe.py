@@ -105,9 +105,12 @@ def _sse(session: requests.Session, url: str, timeout: float) -> tuple[dict, dic
 def probe(url: str, transport: str, timeout: float = 3.0, retry_for: float = 0.0, server: str | None = None) -> dict:
     """Probe one MCP endpoint. Connection refusals are retried for `retry_for` seconds (a server still starting).
     A probe of a named `server` that spoke to it is recorded for /metrics."""
+    started = time.monotonic()
     result = _probe(url, transport, timeout, retry_for)
     if server is not None and result["ok"] is not None:
-        prometheus.observe_probe(server, result)
+        # the attempt that answered; a connection that never came took the whole retry window
+        seconds = result["latency_ms"] / 1000 if "latency_ms" in result else time.monotonic() - started
+        prometheus.observe_probe(server, result["ok"], seconds)
     return result
 
 

@@ -52,12 +52,10 @@ LAST_PROBE: dict[str, tuple[bool, float, float]] = {}
 PROBE_LOCK = threading.Lock()
 
 
-def observe_probe(server: str, result: dict) -> None:
-    """Record a probe that spoke to a server (ok True or False; None means not probed, e.g. stdio)."""
-    seconds = (result.get("latency_ms") or 0.0) / 1000
-    PROBES.labels("ok" if result["ok"] else "failed").observe(seconds)
+def observe_probe(server: str, ok: bool, seconds: float) -> None:
+    PROBES.labels("ok" if ok else "failed").observe(seconds)
     with PROBE_LOCK:
-        LAST_PROBE[server] = (bool(result["ok"]), seconds, time.time())
+        LAST_PROBE[server] = (ok, seconds, time.time())
 
 
 class RequestMetrics:

@@ -67,6 +67,8 @@ def _probes(views: list[dict]):
     when = GaugeMetricFamily("dtma_mcp_probe_timestamp_seconds", "When the server was last probed (Unix time)",
                              labels=["group", "server"])
     with prometheus.PROBE_LOCK:
+        for gone in prometheus.LAST_PROBE.keys() - {v["name"] for v in views}:  # removed servers are forgotten
+            del prometheus.LAST_PROBE[gone]
         last = dict(prometheus.LAST_PROBE)
     for v in views:
         if v["kind"] == ds.KIND_MCP and v["name"] in last:
