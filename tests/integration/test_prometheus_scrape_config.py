@@ -21,10 +21,10 @@ PROMTOOL = shutil.which("promtool")
 
 def run_role(collections_path: Path, root: Path, *extra: str) -> tuple[int, str]:
     """The role's token tasks with a given token, then its Prometheus tasks, for the host `droplet-1`."""
-    play = [{"hosts": "droplet-1", "gather_facts": False, "tasks": [
-        {"name": "Token", "ansible.builtin.include_role": {"name": "agentopia.dtma.dtma", "tasks_from": "token"}},
-        {"name": "Prometheus", "ansible.builtin.include_role": {"name": "agentopia.dtma.dtma",
-                                                               "tasks_from": "prometheus"}}]}]
+    tasks = [{"name": f"The role's {part} tasks",
+              "ansible.builtin.include_role": {"name": "agentopia.dtma.dtma", "tasks_from": part}}
+             for part in ("token", "prometheus")]
+    play = [{"hosts": "droplet-1", "gather_facts": False, "tasks": tasks}]
     (root / "play.yml").write_text(yaml.safe_dump(play, sort_keys=False))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DTMA_", "ANSIBLE_"))}
     env.update({"ANSIBLE_COLLECTIONS_PATH": str(collections_path), "ANSIBLE_NOCOLOR": "1",
