@@ -7,16 +7,20 @@ DOCKER=/usr/bin/docker
 
 missing=()
 # docker-registry: a real registry with authentication on loopback for the image pull tests (each test session runs
-# its own; the package's own service is not wanted)
-for pkg in docker.io bubblewrap busybox-static mmdebstrap openssh-server openssh-client shellcheck curl gpg docker-registry; do
+# its own; the package's own service is not wanted); prometheus: the server that scrapes the agent in tests/metrics
+# and promtool (likewise: the tests start their own, the package's service is not wanted)
+for pkg in docker.io bubblewrap busybox-static mmdebstrap openssh-server openssh-client shellcheck curl gpg docker-registry \
+           prometheus; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
 done
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing ${missing[*]}"
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null 2>&1
-  if [[ " ${missing[*]} " == *" docker-registry "* ]] && [ -d /run/systemd/system ]; then
-    systemctl disable --now docker-registry >/dev/null 2>&1 || true
+  if [ -d /run/systemd/system ]; then
+    for service in docker-registry prometheus; do
+      if [[ " ${missing[*]} " == *" $service "* ]]; then systemctl disable --now "$service" >/dev/null 2>&1 || true; fi
+    done
   fi
 fi
 

@@ -19,9 +19,10 @@ from .errors import install_handlers
 from .groups import RestartLimiter
 from .executor import Executor
 from .heartbeat import Heartbeat
+from .prometheus import RequestMetrics
 from .reconcile import Readiness
 from .policy import PolicyContext, default_policy, load_policy
-from .routes import diagnostics, exec as exec_route, health, lifecycle, mcp, status, tools
+from .routes import diagnostics, exec as exec_route, health, lifecycle, mcp, metrics, status, tools
 from .settings import Settings
 
 
@@ -85,9 +86,12 @@ def create_app(settings: Settings, docker_service: DockerService | None = None) 
     install_handlers(app)
     app.add_middleware(BodyLimit)                           # inner: reads the body only for an authenticated caller
     app.add_middleware(BearerAuth, tokens=settings.tokens)  # outer: the token first, before any body is read
+    app.add_middleware(RequestMetrics)                      # outermost: times every request, 401s included
+    app.state.metrics_registry = metrics.create_registry(app.state)
     # /health directly on the app: an included router costs ~15 µs more a request in this FastAPI, and /health is
     # the route monitors hit most
     app.router.routes.extend(health.router.routes)
-    for router in (status.router, tools.router, mcp.router, diagnostics.router, exec_route.router, lifecycle.router):
+    for router in (status.router, tools.router, mcp.router, diagnostics.router, exec_route.router, lifecycle.router,
+                   metrics.router):
         app.include_router(router)
     return app

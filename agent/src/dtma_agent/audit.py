@@ -13,6 +13,7 @@ import os
 import sys
 from pathlib import Path
 
+from . import prometheus
 from .errors import timestamp
 from .logbuffer import RingBuffer
 
@@ -90,9 +91,14 @@ def redact(text: str, secrets: list[str]) -> str:
 
 def record(*, client: str | None, token_id: str | None, command: str, verdict: str, rule: str | None,
            reason: str | None = None, exit_code: int | None = None, duration_ms: float | None = None,
-           timed_out: bool | None = None, truncated: bool | None = None, secrets: list[str] = ()) -> dict:
+           timed_out: bool | None = None, truncated: bool | None = None, status: int | None = None,
+           secrets: list[str] = ()) -> dict:
+    """One audit line (and one count in dtma_exec_verdicts_total); `status` is the HTTP status of a rejection."""
     entry = {"event": "exec", "time": timestamp(), "client": client, "token_id": token_id,
              "command": redact(command, list(secrets)), "verdict": verdict, "rule": rule, "reason": reason,
              "exit_code": exit_code, "duration_ms": duration_ms, "timed_out": timed_out, "truncated": truncated}
+    if status is not None:
+        entry["status"] = status
     log.info(json.dumps(entry, separators=(",", ":")))
+    prometheus.count_exec(verdict, rule, timed_out, truncated, status)
     return entry

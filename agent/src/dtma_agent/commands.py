@@ -56,7 +56,7 @@ async def execute(state, body: ExecRequest, client: str | None, token_id: str | 
             # what was checked: argv for a simple command, bash with a script regenerated from the checked tree
             result = await state.executor.run(verdict.run_argv, body.timeout / 1000, on_docker_decision=_audit_docker(trail))
     except ApiError as exc:  # all execution slots busy (429), or no sandbox (503)
-        audit.record(verdict="rejected", **{**trail, "reason": exc.message})
+        audit.record(verdict="rejected", status=exc.status, **{**trail, "reason": exc.message})
         raise
     audit.record(verdict="executed", exit_code=result.exit_code, duration_ms=result.duration_ms,
                  timed_out=result.timed_out, truncated=result.truncated, **trail)

@@ -72,6 +72,15 @@ class DockerService:
             return None
         return ds.container_view(ds.summary_of(details))
 
+    def restart_counts(self, views: list[dict]) -> dict[str, int]:
+        """Docker's restart count of each container (by id): the container list does not carry it, inspect does."""
+        counts = {}
+        for view in views:
+            details = self.inspect(view)
+            if details is not None:  # removed since the list
+                counts[view["container_id"]] = details.get("RestartCount", 0)
+        return counts
+
     def everything(self, name: str | None = None) -> dict[str, dict]:
         """Every container (managed or not) by name, or only `name` and its kept-aside containers."""
         filters = {"name": f"^/{re.escape(name)}({reconcile.PARKED}[0-9a-f]{{12}})?$"} if name else None

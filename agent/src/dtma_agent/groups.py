@@ -168,7 +168,7 @@ def server_health(svc: DockerService, member: dict, do_probe: bool, retry_for: f
         else:
             details = svc.inspect(member)
             url = details and reconcile.probe_url(details, member.get("mcp_port"), member.get("mcp_endpoint_path"))
-            health["probe"] = (probe(url, transport, retry_for=retry_for) if url else
+            health["probe"] = (probe(url, transport, retry_for=retry_for, server=member["name"]) if url else
                                {"ok": None, "reason": "no MCP port is known for this server (no portBindings)"})
         if health["probe"]["ok"] is False:
             health.update(status="unhealthy", reason=f"MCP probe failed: {health['probe'].get('error')}")

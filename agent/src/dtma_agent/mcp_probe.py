@@ -8,7 +8,7 @@ from urllib.parse import urljoin
 
 import requests
 
-from . import __version__
+from . import __version__, prometheus
 
 PROTOCOL_VERSION = "2025-06-18"
 CLIENT_INFO = {"name": "dtma-probe", "version": __version__}
@@ -102,8 +102,19 @@ def _sse(session: requests.Session, url: str, timeout: float) -> tuple[dict, dic
     return result, tools
 
 
-def probe(url: str, transport: str, timeout: float = 3.0, retry_for: float = 0.0) -> dict:
-    """Probe one MCP endpoint. Connection refusals are retried for `retry_for` seconds (a server still starting)."""
+def probe(url: str, transport: str, timeout: float = 3.0, retry_for: float = 0.0, server: str | None = None) -> dict:
+    """Probe one MCP endpoint. Connection refusals are retried for `retry_for` seconds (a server still starting).
+    A probe of a named `server` that spoke to it is recorded for /metrics."""
+    started = time.monotonic()
+    result = _probe(url, transport, timeout, retry_for)
+    if server is not None and result["ok"] is not None:
+        # the attempt that answered; a connection that never came took the whole retry window
+        seconds = result["latency_ms"] / 1000 if "latency_ms" in result else time.monotonic() - started
+        prometheus.observe_probe(server, result["ok"], seconds)
+    return result
+
+
+def _probe(url: str, transport: str, timeout: float, retry_for: float) -> dict:
     if transport not in HTTP_TRANSPORTS:
         return {"ok": None, "url": url, "reason": f"{transport} servers are not probed over the network; health is the container state"}
     deadline = time.monotonic() + retry_for

@@ -217,7 +217,7 @@ def wait_ready(api, want: Desired, container_id: str, readiness: Readiness) -> d
     url = probe_url(details, want.mcp_port, want.endpoint)
     if url is None:
         return {"ok": None, "reason": "no MCP port is known for this server (no portBindings)"}
-    result = probe(url, want.transport, retry_for=readiness.ready_timeout_s)
+    result = probe(url, want.transport, retry_for=readiness.ready_timeout_s, server=want.name)
     if result["ok"] is False:
         raise not_ready(api, container_id, f"the MCP probe of {url} failed: {result.get('error')}", details)
     return result
