@@ -7,8 +7,9 @@ DOCKER=/usr/bin/docker
 
 missing=()
 # docker-registry: a real registry with authentication on loopback for the image pull tests (each test session runs
-# its own; the package's own service is not wanted)
-for pkg in docker.io bubblewrap busybox-static mmdebstrap openssh-server openssh-client shellcheck curl gpg docker-registry; do
+# its own; the package's own service is not wanted). chromium, chromium-driver: the health report's page test
+for pkg in docker.io bubblewrap busybox-static mmdebstrap openssh-server openssh-client shellcheck curl gpg docker-registry \
+           chromium chromium-driver; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
 done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -44,8 +44,8 @@ def test_limit_and_verdicts(audited):
     one = audited.get("/diagnostics/audit", params={"limit": 1}).json()
     assert [e["command"] for e in one["entries"]] == [BLOCKED[-1]]
     executed = audited.get("/diagnostics/audit", params={"verdict": ["executed", "dry_run:blocked"]}).json()
-    assert [(e["verdict"], e["command"]) for e in executed["entries"]] == [("dry_run:blocked", "reboot"),
-                                                                            ("executed", "echo fine")]
+    assert [(e["verdict"], e["command"]) for e in executed["entries"]] == [
+        ("dry_run:blocked", "reboot"), ("executed", "echo fine")]
     assert executed["entries"][1]["exit_code"] == 0
     none = audited.get("/diagnostics/audit", params={"verdict": "rejected"}).json()
     assert none["entries"] == [] and none["count"] == 0

@@ -40,7 +40,8 @@ def run_report(collections_path, inventory: Path, home: Path, report: Path, *ext
 
 
 class PrivateDocker:
-    """A Docker engine of its own (dockerd with its own socket, data and exec roots; no bridge network, no iptables)
+    """A Docker engine of its own (dockerd with its own socket, data and exec roots and network namespace; no bridge
+    network, no iptables)
     with local/busybox loaded: agents on the shared engine all see every managed container on this machine, as
     agents on one VM would, so each droplet of the test fleet gets an engine of its own, as a real VM has."""
 
@@ -55,10 +56,12 @@ class PrivateDocker:
 
     def start(self, shared: docker.APIClient) -> "PrivateDocker":
         with open(self.dir / "dockerd.log", "wb") as log:
+            # in a network namespace of its own: a dockerd without a bridge deletes the host's docker0, which the
+            # shared engine needs; there it touches nothing of the host's network
             self.proc = subprocess.Popen(
-                ["/usr/sbin/dockerd", "--data-root", str(self.dir / "data"), "--exec-root", str(self.dir / "exec"),
-                 "--pidfile", str(self.dir / "dockerd.pid"), "-H", self.docker_host, "--bridge=none",
-                 "--iptables=false", "--ip-masq=false", "--ip6tables=false"],
+                ["unshare", "--net", "--", "/usr/sbin/dockerd", "--data-root", str(self.dir / "data"),
+                 "--exec-root", str(self.dir / "exec"), "--pidfile", str(self.dir / "dockerd.pid"),
+                 "-H", self.docker_host, "--bridge=none", "--iptables=false", "--ip-masq=false", "--ip6tables=false"],
                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         self.api = docker.APIClient(base_url=self.docker_host, version="auto", timeout=60) if wait_until(
             self.answers, 30, 0.25) else None
@@ -96,9 +99,9 @@ def fleet(docker_api, tmp_path_factory, collections_path):
     agents = []
     try:
         steady_engine, looping_engine = (e.start(docker_api) for e in engines)
-        good, audited = (Agent(tmp, env={"DOCKER_HOST": steady_engine.docker_host}).start() for _ in range(2))
-        looping = Agent(tmp, env={"DOCKER_HOST": looping_engine.docker_host}).start()
-        agents += [good, audited, looping]
+        for engine in (steady_engine, steady_engine, looping_engine):
+            agents.append(Agent(tmp, env={"DOCKER_HOST": engine.docker_host}).start())
+        good, audited, looping = agents
         steady = {"instanceNameOnToolbox": PREFIX + "report-steady", "dockerImageUrl": BUSYBOX,
                   "accountToolInstanceId": "ati-steady", "mcpTransportType": "stdio",
                   "baseConfigOverrideJson": {"Cmd": ["sleep", "3600"]}}

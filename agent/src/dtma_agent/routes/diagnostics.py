@@ -101,15 +101,15 @@ def log_diagnostics(request: Request,
 
 
 AuditVerdict = Literal[audit.VERDICTS]
+VerdictQuery = Query(max_length=len(audit.VERDICTS),
+                     description="verdicts to return (repeat the parameter); default blocked and docker_denied")
+LimitQuery = Query(ge=1, le=audit.RECENT_CAPACITY, description="entries to return at most")
 
 
 @router.get("/audit", summary="The newest audit entries of this agent process with the given verdicts (default: "
             "the blocked ones), newest first")
-def audit_diagnostics(verdict: Annotated[Optional[list[AuditVerdict]], Query(
-                          max_length=len(audit.VERDICTS), description="verdicts to return (repeat the parameter); "
-                          "default blocked and docker_denied")] = None,
-                      limit: Annotated[QueryInt, Query(ge=1, le=audit.RECENT_CAPACITY,
-                                                       description="entries to return at most")] = 20):
+def audit_diagnostics(verdict: Annotated[Optional[list[AuditVerdict]], VerdictQuery] = None,
+                      limit: Annotated[QueryInt, LimitQuery] = 20):
     verdicts = set(verdict or ("blocked", "docker_denied"))
     entries = audit.recent(verdicts, limit)
     # the in-memory trail is this process's last RECENT_CAPACITY entries: say so, a caller must not read "none"
