@@ -91,7 +91,7 @@ def group_payload() -> dict:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--hosts", type=int, default=200)
     parser.add_argument("--agents", type=int, default=10)
     parser.add_argument("--down", type=int, default=4, help="hosts whose agent does not answer")

@@ -105,8 +105,8 @@ def test_docker_unreachable_and_a_degraded_agent():
     docker_down["health"]["checks"]["agent_api"] = check("unhealthy", "HTTP 503: the agent answers but reports itself degraded", 3)
     docker_down["health"]["checks"]["docker"] = check("unhealthy", "the agent cannot reach the Docker engine")
     audit_full = healthy_result()
-    audit_full["health"]["agent"].update(status="degraded", audit_log={"path": "/var/log/dtma/audit.log", "writable": False,
-                                                                      "error": "No space left on device"})
+    audit_log = {"path": "/var/log/dtma/audit.log", "writable": False, "error": "No space left on device"}
+    audit_full["health"]["agent"].update(status="degraded", audit_log=audit_log)
     hosts = by_name(fleet_health([{"name": "d", "result": docker_down}, {"name": "a", "result": audit_full}]))
     assert hosts["d"]["status"] == "down"
     assert [p["text"] for p in hosts["d"]["problems"]] == [
