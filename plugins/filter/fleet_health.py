@@ -48,7 +48,7 @@ RETURN = r'''
 _value:
   description:
     - C(summary) (counts by status, totals, latency statistics and a histogram of the agents' response times,
-      C(scale_ms) for latency bars, the fleet's most common version) and C(hosts), worst first, each with C(name),
+      C(api_scale_ms) and C(probe_scale_ms) for latency bars, the fleet's most common version) and C(hosts), worst first, each with C(name),
       C(address), C(status), C(reason), C(problems) (C(severity) V(critical), V(warning) or V(info), and C(text)),
       C(version), C(uptime_s), C(api_ms), C(checks), C(servers), C(groups) and C(blocked).
   type: dict
@@ -211,8 +211,9 @@ def fleet_health(entries, generated_at=""):
     hosts.sort(key=lambda h: (STATUS_RANK[h["status"]], h["name"]))
     latencies = [h["api_ms"] for h in hosts if h["api_ms"] is not None and h["status"] != "down"]
     probe_latencies = [s["latency_ms"] for h in hosts for s in h["servers"] if s["latency_ms"] is not None]
-    # bars share one scale: the slowest answer, at least 10 ms so a fast fleet does not look slow
-    scale = max([10.0] + latencies + probe_latencies + [c["ms"] for h in hosts for c in h["checks"] if c["ms"]])
+    # the agents' and the MCP probes' bars each have a scale: the slowest of their kind (at least 10 ms, so a fast
+    # fleet does not look slow); one slow probe does not flatten every agent's bar
+    api_scale, probe_scale = max([10.0] + latencies), max([10.0] + probe_latencies)
     counts = Counter(h["status"] for h in hosts)
     return {
         "generated_at": generated_at,
@@ -226,8 +227,8 @@ def fleet_health(entries, generated_at=""):
             "common_version": common,
             "api_ms_p50": _percentile(latencies, 0.5), "api_ms_p95": _percentile(latencies, 0.95),
             "api_ms_max": max(latencies) if latencies else None,
-            "histogram": _histogram(latencies, max([10.0] + latencies)),
-            "scale_ms": scale,
+            "histogram": _histogram(latencies, api_scale),
+            "api_scale_ms": api_scale, "probe_scale_ms": probe_scale,
         },
         "hosts": hosts,
     }
