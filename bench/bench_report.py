@@ -34,10 +34,13 @@ import tempfile
 import time
 from pathlib import Path
 
+import docker
 import requests
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))
+from dtma_testing import PrivateDocker  # noqa: E402  pylint: disable=wrong-import-position
 BIN = Path(sys.executable).parent
 PREFIX = f"dtmabench-p{os.getpid()}-"
 BLOCKED = ("cat /etc/shadow", "frobnicate --now", "reboot")
@@ -50,11 +53,13 @@ def free_port() -> int:
 
 
 class Agent:
-    def __init__(self, token: str, log_dir: Path):
+    def __init__(self, token: str, log_dir: Path, docker_host: str | None = None):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {k: v for k, v in os.environ.items() if not k.startswith(("DTMA_", "AGENTOPIA_", "BACKEND_TO_DTMA"))}
         env.update(DTMA_BEARER_TOKEN=token, DTMA_SETTLE_S="1")
+        if docker_host:
+            env["DOCKER_HOST"] = docker_host
         self.session = requests.Session()
         self.session.headers["Authorization"] = f"Bearer {token}"
         with open(log_dir / f"agent-{self.port}.log", "wb") as log:
@@ -81,12 +86,14 @@ class Agent:
                 os.killpg(self.proc.pid, signal.SIGKILL)
 
 
-def group_payload() -> dict:
+def group_payload(private_engine: bool) -> dict:
+    stdio = {"instanceNameOnToolbox": PREFIX + "stdio", "dockerImageUrl": "local/busybox:latest",
+             "accountToolInstanceId": "bench", "mcpTransportType": "stdio", "baseConfigOverrideJson": {"Cmd": ["sleep", "3600"]}}
+    if private_engine:  # no network there: two stdio servers, nothing to probe over HTTP
+        return {"groupId": PREFIX + "group", "servers": [stdio, {**stdio, "instanceNameOnToolbox": PREFIX + "stdio2"}]}
     http = {"instanceNameOnToolbox": PREFIX + "mcp", "dockerImageUrl": "local/mcp-demo:latest",
             "accountToolInstanceId": "bench", "mcpTransportType": "streamable-http", "mcpEndpointPath": "/mcp",
             "portBindings": {"8080": ""}, "environmentVariables": {"MCP_TRANSPORT": "streamable-http", "MCP_PATH": "/mcp"}}
-    stdio = {"instanceNameOnToolbox": PREFIX + "stdio", "dockerImageUrl": "local/busybox:latest",
-             "accountToolInstanceId": "bench", "mcpTransportType": "stdio", "baseConfigOverrideJson": {"Cmd": ["sleep", "3600"]}}
     return {"groupId": PREFIX + "group", "servers": [http, stdio], "options": {"readyTimeoutSeconds": 30}}
 
 
@@ -98,15 +105,21 @@ def main() -> int:
     parser.add_argument("--forks", type=int, default=20)
     parser.add_argument("--report", type=Path, default=REPO / "bench" / "results" / "health-report.html")
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--private-engine", action="store_true",
+                        help="the agents use a Docker engine of their own (no other work shows; no MCP probe)")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="dtmabench-report-"))
     token = secrets.token_hex(24)
-    agents = [Agent(token, work) for i in range(args.agents)]
+    engine = PrivateDocker() if args.private_engine else None
+    agents = []
     try:
+        if engine:
+            engine.start(docker.APIClient(version="auto"))
+        agents += [Agent(token, work, engine.docker_host if engine else None) for i in range(args.agents)]
         for agent in agents:
             agent.wait()
-        r = agents[0].session.post(agents[0].url + "/mcp/groups", json=group_payload(), timeout=120)
+        r = agents[0].session.post(agents[0].url + "/mcp/groups", json=group_payload(args.private_engine), timeout=120)
         if r.status_code != 201:
             raise SystemExit(f"the MCP group was not deployed: {r.status_code} {r.text[:500]}")
         for agent in agents:
@@ -144,12 +157,14 @@ def main() -> int:
         size = args.report.stat().st_size
         result = {
             "hosts": args.hosts, "agents": args.agents, "down": args.down, "forks": args.forks,
+            "private_engine": args.private_engine, "load_average": os.getloadavg()[0],
             "cpus": os.cpu_count(), "python": platform.python_version(),
             "wall_s": round(wall, 2), "gather_s": times["Ask the agent"],
             "render_s": round(build + write, 3), "build_s": build, "template_s": write,
             "html_bytes": size, "summary": summary[0].strip('"') if summary else None, "tasks": times,
         }
-        print(f"{args.hosts} hosts ({args.agents} agents, {args.down} down), forks {args.forks}, {os.cpu_count()} CPUs")
+        print(f"{args.hosts} hosts ({args.agents} agents, {args.down} down{', a private engine' if engine else ''}), "
+              f"forks {args.forks}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
         print(f"  playbook wall time   {wall:8.2f} s")
         print(f"  gather (dtma_info)   {times['Ask the agent']:8.2f} s")
         print(f"  render               {build + write:8.3f} s  (build {build:.3f} s + template {write:.3f} s)")
@@ -164,12 +179,15 @@ def main() -> int:
         return 0
     finally:
         try:
-            agents[0].session.delete(f"{agents[0].url}/mcp/groups/{PREFIX}group", params={"forceRemove": "true"},
-                                     timeout=60)
+            if agents:
+                agents[0].session.delete(f"{agents[0].url}/mcp/groups/{PREFIX}group",
+                                         params={"forceRemove": "true"}, timeout=60)
         except requests.RequestException:
             pass
         for agent in agents:
             agent.stop()
+        if engine:
+            engine.stop()
         shutil.rmtree(work, ignore_errors=True)
 
 

@@ -11,15 +11,12 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
-import docker
 import pytest
-import requests
 import yaml
 
-from dtma_testing import BUSYBOX, PREFIX, Agent, free_port, wait_until
+from dtma_testing import BUSYBOX, PREFIX, Agent, PrivateDocker, free_port, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 ANSIBLE_PLAYBOOK = Path(sys.executable).with_name("ansible-playbook")
@@ -37,56 +34,6 @@ def run_report(collections_path, inventory: Path, home: Path, report: Path, *ext
                            "-e", f"dtma_report_path={report}", *extra],
                           env=env, capture_output=True, text=True, timeout=300, check=False)
     return done.returncode, done.stdout + done.stderr
-
-
-class PrivateDocker:
-    """A Docker engine of its own (dockerd with its own socket, data and exec roots and network namespace; no bridge
-    network, no iptables)
-    with local/busybox loaded: agents on the shared engine all see every managed container on this machine, as
-    agents on one VM would, so each droplet of the test fleet gets an engine of its own, as a real VM has."""
-
-    def __init__(self):
-        self.dir = Path(tempfile.mkdtemp(prefix="dtmatest-dockerd-"))
-        self.socket = self.dir / "docker.sock"
-        self.proc: subprocess.Popen | None = None
-
-    @property
-    def docker_host(self) -> str:
-        return f"unix://{self.socket}"
-
-    def start(self, shared: docker.APIClient) -> "PrivateDocker":
-        with open(self.dir / "dockerd.log", "wb") as log:
-            # in a network namespace of its own: a dockerd without a bridge deletes the host's docker0, which the
-            # shared engine needs; there it touches nothing of the host's network
-            self.proc = subprocess.Popen(
-                ["unshare", "--net", "--", "/usr/sbin/dockerd", "--data-root", str(self.dir / "data"),
-                 "--exec-root", str(self.dir / "exec"), "--pidfile", str(self.dir / "dockerd.pid"),
-                 "-H", self.docker_host, "--bridge=none", "--iptables=false", "--ip-masq=false", "--ip6tables=false"],
-                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        self.api = docker.APIClient(base_url=self.docker_host, version="auto", timeout=60) if wait_until(
-            self.answers, 30, 0.25) else None
-        if self.api is None:
-            raise RuntimeError("a private dockerd did not start: " + (self.dir / "dockerd.log").read_text(errors="replace"))
-        self.api.load_image(shared.get_image(BUSYBOX))
-        return self
-
-    def answers(self) -> bool:
-        try:
-            return docker.APIClient(base_url=self.docker_host, version="1.41", timeout=2).ping()
-        except docker.errors.DockerException:
-            return False
-        except requests.RequestException:
-            return False
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()  # dockerd stops its containers and unmounts their filesystems
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
