@@ -471,3 +471,50 @@ class Sshd:
             self.proc.terminate()
             self.proc.wait(10)
         self.log.close()
+
+
+class PrivateDocker:
+    """A Docker engine of its own (dockerd with its own socket, data and exec roots and network namespace; no bridge
+    network, no iptables) with local/busybox loaded. Agents on the shared engine all see every managed container on
+    this machine, as agents on one VM would; an agent given this engine (DOCKER_HOST) sees only its own, as on a
+    droplet of its own. Its containers have no network (no bridge): nothing can be published or probed over HTTP."""
+
+    def __init__(self):
+        self.dir = Path(tempfile.mkdtemp(prefix="dtmatest-dockerd-"))
+        self.socket = self.dir / "docker.sock"
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def docker_host(self) -> str:
+        return f"unix://{self.socket}"
+
+    def start(self, shared: docker.APIClient) -> "PrivateDocker":
+        with open(self.dir / "dockerd.log", "wb") as log:
+            # in a network namespace of its own: a dockerd without a bridge deletes the host's docker0, which the
+            # shared engine needs; there it touches nothing of the host's network
+            self.proc = subprocess.Popen(
+                ["unshare", "--net", "--", "/usr/sbin/dockerd", "--data-root", str(self.dir / "data"),
+                 "--exec-root", str(self.dir / "exec"), "--pidfile", str(self.dir / "dockerd.pid"),
+                 "-H", self.docker_host, "--bridge=none", "--iptables=false", "--ip-masq=false", "--ip6tables=false"],
+                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        if not wait_until(self.answers, 30, 0.25):
+            raise RuntimeError("a private dockerd did not start: " + (self.dir / "dockerd.log").read_text(errors="replace"))
+        self.api = docker.APIClient(base_url=self.docker_host, version="auto", timeout=60)
+        self.api.load_image(shared.get_image(BUSYBOX))
+        return self
+
+    def answers(self) -> bool:
+        try:
+            return docker.APIClient(base_url=self.docker_host, version="1.41", timeout=2).ping()
+        except (docker.errors.DockerException, requests.RequestException):
+            return False
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()  # dockerd stops its containers and unmounts their filesystems
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        shutil.rmtree(self.dir, ignore_errors=True)

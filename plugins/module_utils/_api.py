@@ -210,6 +210,10 @@ class DtmaClient(object):
         params = {"lines": lines} if lines is not None else None
         return self.request("GET", ("diagnostics", section), params=params, ok=(200, 503) if section == "docker" else (200,))
 
+    def audit(self, verdicts, limit):
+        """GET /diagnostics/audit: the newest audit entries of the agent process with these verdicts, newest first."""
+        return self.get("diagnostics", "audit", params={"verdict": list(verdicts), "limit": limit})
+
     # MCP servers and groups
 
     def mcp_status(self, probe=False):

@@ -29,11 +29,23 @@ options:
         agent's answer says so (C(docker_info_success=false)) and the task does not fail.
       - V(system) - C(GET /diagnostics/system) (uptime, load, disks, memory, top processes, the agent's port, runtime).
       - V(logs) - C(GET /diagnostics/logs) (the agent's journal and log, and each MCP container's last O(log_lines) lines).
-      - V(mcp) - C(GET /mcp/status?probe=true) (every MCP server, its state and an MCP probe of it).
+      - V(mcp) - C(GET /mcp/status?probe=true) (every MCP server, its state, its restart count and an MCP probe of it).
+      - V(audit) - C(GET /diagnostics/audit) (the newest O(audit_limit) entries of the agent's audit trail whose
+        verdict is one of O(audit_verdicts), newest first; the agent keeps the last 1000 entries since it started).
     type: list
     elements: str
-    choices: [health, status, docker, system, logs, mcp]
+    choices: [health, status, docker, system, logs, mcp, audit]
     default: [health, status]
+  audit_verdicts:
+    description: The verdicts of the audit entries the V(audit) section returns.
+    type: list
+    elements: str
+    choices: [executed, blocked, rejected, docker_denied, "dry_run:allowed", "dry_run:blocked"]
+    default: [blocked, docker_denied]
+  audit_limit:
+    description: Audit entries the V(audit) section returns at most (1 to 1000).
+    type: int
+    default: 20
   log_lines:
     description: Lines per log source for the V(logs) section (1 to 10000).
     type: int
@@ -93,7 +105,7 @@ EXAMPLES = r'''
 
 - name: Everything, with the SSH and backend checks
   agentopia.dtma.dtma_info:
-    gather: [health, status, docker, system, logs, mcp]
+    gather: [health, status, docker, system, logs, mcp, audit]
     log_lines: 50
     ssh_host: "{{ ansible_host }}"
     ssh_user: ops
@@ -156,6 +168,19 @@ mcp:
   returned: when V(mcp) is in O(gather)
   type: dict
   sample: {mcp_servers: [], count: 0, timestamp: "2026-01-01T00:00:00.000Z"}
+audit:
+  description: The answer of C(GET /diagnostics/audit).
+  returned: when V(audit) is in O(gather)
+  type: dict
+  sample:
+    entries:
+      - {event: exec, time: "2026-01-01T00:00:00.000Z", client: 10.0.0.5, token_id: backend, command: cat /etc/shadow,
+         verdict: blocked, rule: deny.secrets, reason: reads a secret file, exit_code: null, duration_ms: null,
+         timed_out: null, truncated: null}
+    count: 1
+    verdicts: [blocked, docker_denied]
+    source: the last 1000 audit entries of this agent process (since its start)
+    timestamp: "2026-01-01T00:00:00.000Z"
 '''
 
 import time
@@ -197,6 +222,8 @@ SECTIONS = {
     "logs": ("GET /diagnostics/logs", lambda api, params: api.diagnostics("logs", lines=params["log_lines"])[1],
              lambda body: body.get("logs")),
     "mcp": ("GET /mcp/status?probe=true", lambda api, params: api.mcp_status(probe=True), _without_success),
+    "audit": ("GET /diagnostics/audit", lambda api, params: api.audit(params["audit_verdicts"], params["audit_limit"]),
+              _without_success),
 }
 
 
@@ -271,6 +298,8 @@ class InfoManager(Manager):
             self.fail("the requests Python library is required on the controller", exception=REQUESTS_IMPORT_ERROR)
         if not 1 <= self.params["log_lines"] <= 10000:
             self.fail("log_lines must be between 1 and 10000, not %s" % self.params["log_lines"])
+        if not 1 <= self.params["audit_limit"] <= 1000:
+            self.fail("audit_limit must be between 1 and 1000, not %s" % self.params["audit_limit"])
 
     def connect(self):
         try:
@@ -308,8 +337,12 @@ def module_args():
     return argument_spec(
         ssh=True,
         gather=dict(type="list", elements="str", default=["health", "status"],
-                    choices=["health", "status", "docker", "system", "logs", "mcp"]),
+                    choices=["health", "status", "docker", "system", "logs", "mcp", "audit"]),
         log_lines=dict(type="int", default=100),
+        audit_verdicts=dict(type="list", elements="str", default=["blocked", "docker_denied"],
+                            choices=["executed", "blocked", "rejected", "docker_denied", "dry_run:allowed",
+                                     "dry_run:blocked"]),
+        audit_limit=dict(type="int", default=20),
         backend_url=dict(type="str", fallback=(env_fallback, ["AGENTOPIA_API_BASE_URL"])),
     )
 

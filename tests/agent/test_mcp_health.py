@@ -313,3 +313,25 @@ def test_mcp_health_routes_need_the_token(agent, name):
     for path in (f"/mcp/health/{name('g')}", "/mcp/status", f"/mcp/servers/{name('s')}/logs"):
         assert requests.get(agent.url + path, timeout=10).status_code == 401, path
     assert requests.post(f"{agent.url}/mcp/servers/{name('s')}/restart", timeout=10).status_code == 401
+
+
+def test_probe_reports_restart_counts_of_a_crash_looping_server(agent, name, groups):
+    """A server that passes its settle window and then exits, again and again (Docker restarts it): the probe's
+    inspect reports its restart count, which a fleet report shows; a steady server reports 0."""
+    gid, looping, steady = name("grp"), name("loop"), name("steady")
+    groups.append(gid)
+    crash = {"Cmd": ["sh", "-c", "sleep 2; exit 3"], "HostConfig": {"RestartPolicy": {"Name": "always"}}}
+    deploy(agent, {**payload(gid, busybox(looping, baseConfigOverrideJson=crash), busybox(steady)),
+                   "options": {"settleSeconds": 1}})
+
+    def restarts():
+        servers = {s["server"]: s for s in agent.get("/mcp/status", params={"probe": "true"}).json()["mcp_servers"]
+                   if s["group_id"] == gid}
+        return servers if servers[looping]["health"].get("restart_count", 0) >= 1 else None
+
+    servers = wait_until(restarts, timeout=20, interval=0.5)
+    assert servers, agent.get("/mcp/status", params={"probe": "true"}).text
+    assert servers[steady]["health"]["restart_count"] == 0 and servers[steady]["health"]["started_at"]
+    # without a probe nothing is inspected, so nothing is said about restarts
+    plain = [s for s in agent.get("/mcp/status").json()["mcp_servers"] if s["group_id"] == gid]
+    assert plain and all("restart_count" not in s["health"] for s in plain)

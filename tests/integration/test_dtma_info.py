@@ -11,7 +11,7 @@ import requests
 from dtma_testing import MCP_IMAGE, free_port, wait_until
 
 MOD = "agentopia.dtma.dtma_info"
-ALL = ["health", "status", "docker", "system", "logs", "mcp"]
+ALL = ["health", "status", "docker", "system", "logs", "mcp", "audit"]
 NO_BACKEND = {"AGENTOPIA_API_BASE_URL": ""}
 
 
@@ -86,13 +86,34 @@ def test_every_section_returns_the_agents_data(agent, ansible_run, cleanup, name
     probe = agent.get("/mcp/status", params={"probe": "true"}).json()["mcp_servers"]
     assert {s["name"] for s in probe} == set(mcp)
     assert "probe" in mcp[server]["health"], mcp[server]
+    assert mcp[server]["health"]["restart_count"] == 0
+
+    assert set(res["audit"]) >= {"entries", "count", "verdicts", "source"} and "success" not in res["audit"]
+
+
+def test_audit_section_returns_the_blocked_commands_newest_first(make_agent, ansible_run):
+    a = make_agent()
+    for command in ("cat /etc/shadow", "frobnicate --now"):
+        assert a.post("/ssh/execute", json={"command": command}).status_code == 403
+    assert a.post("/ssh/execute", json={"command": "echo fine"}).status_code == 200
+    r = ansible_run([{MOD: {"gather": ["audit"]}}, {MOD: {"gather": ["audit"], "audit_limit": 1}},
+                     {MOD: {"gather": ["audit"], "audit_verdicts": ["executed"]}},
+                     {MOD: {"gather": ["health", "audit"], "audit_limit": 1001}},
+                     {MOD: {"gather": ["audit"], "audit_verdicts": ["allowed"]}}], agent=a, env=NO_BACKEND)
+    assert [e["command"] for e in r[0]["audit"]["entries"]] == ["frobnicate --now", "cat /etc/shadow"], r[0]
+    assert r[0]["audit"]["entries"][0]["rule"] and r[0]["changed"] is False
+    assert [e["command"] for e in r[1]["audit"]["entries"]] == ["frobnicate --now"]
+    assert [e["command"] for e in r[2]["audit"]["entries"]] == ["echo fine"]
+    assert r[3]["failed"] is True and r[3]["msg"] == "audit_limit must be between 1 and 1000, not 1001", r[3]
+    assert r[4]["failed"] is True and "audit_verdicts" in r[4]["msg"] and "allowed" in r[4]["msg"], r[4]
+    assert a.token not in r.output
 
 
 def test_default_sections_and_check_mode(agent, ansible_run):
     r = ansible_run([{MOD: {}}], agent=agent, check=True, env=NO_BACKEND)
     res = r[0]
     assert res["failed"] is False and res["changed"] is False, r
-    assert set(res) >= {"health", "status"} and not {"docker", "system", "logs", "mcp"} & set(res)
+    assert set(res) >= {"health", "status"} and not {"docker", "system", "logs", "mcp", "audit"} & set(res)
     assert res["health"]["overall"] == "healthy"
     assert "diff" not in res
 

@@ -19,7 +19,8 @@ from .logbuffer import RingBuffer
 
 log = logging.getLogger("dtma.audit")
 log.setLevel(logging.INFO)  # the trail is written whatever the log level of the rest
-RECENT = RingBuffer(capacity=1000)
+RECENT_CAPACITY = 1000
+RECENT = RingBuffer(capacity=RECENT_CAPACITY)
 RECENT.setFormatter(logging.Formatter("%(message)s"))
 log.addHandler(RECENT)
 
@@ -80,6 +81,22 @@ def open_file(log_dir: Path, max_bytes: int = 10 * 1024 * 1024, backups: int = 5
 def file_state() -> dict | None:
     """The audit file's state for /health; None when the agent keeps no audit file."""
     return FILE.state() if FILE is not None else None
+
+
+VERDICTS = ("executed", "blocked", "rejected", "docker_denied", "dry_run:allowed", "dry_run:blocked")
+
+
+def recent(verdicts: set[str], limit: int) -> list[dict]:
+    """The newest `limit` entries of this process's in-memory trail whose verdict is one of `verdicts`, newest
+    first (what a fleet report shows; the complete trail is the journal and the audit file)."""
+    found = []
+    for line in reversed(RECENT.tail(RECENT_CAPACITY)):
+        entry = json.loads(line)
+        if entry.get("verdict") in verdicts:
+            found.append(entry)
+            if len(found) == limit:
+                break
+    return found
 
 
 def redact(text: str, secrets: list[str]) -> str:

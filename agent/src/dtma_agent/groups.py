@@ -159,6 +159,11 @@ def remove_group(svc: DockerService, group_id: str, force: bool, graceful_timeou
 def server_health(svc: DockerService, member: dict, do_probe: bool, retry_for: float = 0.0) -> dict:
     running = member["state"] == "running"
     health = {"container": member["state"], "status": "healthy" if running else "unhealthy"}
+    # a probe inspects each container anyway: its restart count (since Docker last started it by request) and
+    # start time tell a crash loop from a server that is merely up
+    details = svc.inspect(member) if do_probe else None
+    if details:
+        health.update(restart_count=details.get("RestartCount", 0), started_at=details["State"].get("StartedAt"))
     if not running:
         health["reason"] = f"container is {member['state']}"
     elif do_probe:
@@ -166,7 +171,6 @@ def server_health(svc: DockerService, member: dict, do_probe: bool, retry_for: f
         if transport not in HTTP_TRANSPORTS:  # e.g. stdio: the probe says why it does not speak to it over the network
             health["probe"] = probe(None, transport)
         else:
-            details = svc.inspect(member)
             url = details and reconcile.probe_url(details, member.get("mcp_port"), member.get("mcp_endpoint_path"))
             health["probe"] = (probe(url, transport, retry_for=retry_for, server=member["name"]) if url else
                                {"ok": None, "reason": "no MCP port is known for this server (no portBindings)"})

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from typing import Annotated
+from typing import Annotated, Literal, Optional
 
 import docker.errors
 import psutil
@@ -98,3 +98,21 @@ def log_diagnostics(request: Request,
     return ok(logs={"dtma_service": service_journal(request.app.state.settings.service_unit, lines),
                     "mcp_containers": mcp, "application_logs": RING.tail(lines),
                     "audit": audit.RECENT.tail(lines)})
+
+
+AuditVerdict = Literal[audit.VERDICTS]
+VerdictQuery = Query(max_length=len(audit.VERDICTS),
+                     description="verdicts to return (repeat the parameter); default blocked and docker_denied")
+LimitQuery = Query(ge=1, le=audit.RECENT_CAPACITY, description="entries to return at most")
+
+
+@router.get("/audit", summary="The newest audit entries of this agent process with the given verdicts (default: "
+            "the blocked ones), newest first")
+def audit_diagnostics(verdict: Annotated[Optional[list[AuditVerdict]], VerdictQuery] = None,
+                      limit: Annotated[QueryInt, LimitQuery] = 20):
+    verdicts = set(verdict or ("blocked", "docker_denied"))
+    entries = audit.recent(verdicts, limit)
+    # the in-memory trail is this process's last RECENT_CAPACITY entries: say so, a caller must not read "none"
+    # as "never"
+    return ok(entries=entries, count=len(entries), verdicts=sorted(verdicts),
+              source=f"the last {audit.RECENT_CAPACITY} audit entries of this agent process (since its start)")
