@@ -74,7 +74,7 @@ attributes:
   idempotent:
     support: full
 notes:
-  - The module runs in the controller's worker process (its action plugin), not on the managed host: it only talks
+  - The module runs in the controller's worker process (its action plugin), not on the managed host; it only talks
     HTTP to the agent, so no Python is started per host, and C(delegate_to) is not needed (it does no harm).
     Environment fallbacks read the controller's environment with the task's C(environment) over it.
   - The SSH check connects with the SSH options and runs C(true); it needs the paramiko library. With
