@@ -161,6 +161,42 @@ def install(cls: type, state: Path, conf: dict, extra_vars: dict, **fields) -> D
                backend_key=conf["backend_key"], state_dir=state, env=env, **fields)
 
 
+def install_with_mcp_group(state: Path, keep: bool, kind: str, code: str, extra_vars: dict | None = None) -> Droplet:
+    """A droplet of its own (`kind`-<session>) with the role installed and the demo group `<code><session>`: one real
+    MCP server (streamable HTTP), cheap and quick to answer. Healthy, or RuntimeError."""
+    conf = droplet_conf(state, keep, kind)
+    group = f"{code}{conf['session']}"
+    extra = {**(extra_vars or {}), "dtma_mcp_group_name": group, "dtma_mcp_group_servers": [{
+        "name": f"{group}-http", "image": "local/mcp-demo:latest", "account_tool_instance_id": f"{group}-1",
+        "transport": "streamable-http", "endpoint_path": "/mcp", "ports": {"8080": conf["mcp_port"]},
+        "resource_template": "small"}]}
+    d = install(Droplet, state, conf, extra, mcp=f"{group}-http", mcp_port=conf["mcp_port"], group=group)
+    if not d.wait_healthy(30):
+        raise RuntimeError(f"the agent installed on {d.name} does not answer /health")
+    return d
+
+
+def session_droplet(root: Path, keep: bool, install_fn, code: str):
+    """A suite's session-scoped droplet: installed in a thread (installs serialize on INSTALL_LOCK) by
+    install_fn(root, keep), yielded, then removed with whatever a failed test left behind (names starting with
+    `code` + session). A failed install fails the suite with the install's own message."""
+    import docker
+    import pytest
+
+    from dtma_testing import remove_prefixed
+
+    ensure_images()
+    install_thread = Background(install_fn, root, keep)
+    try:
+        d = install_thread.result()
+    except Exception as exc:  # noqa: BLE001 - the install's own message says what failed
+        pytest.fail(str(exc))
+    yield d
+    if not keep:
+        remove(d)
+    remove_prefixed(docker.APIClient(version="auto"), f"{code}{d.session}")
+
+
 def remove(d: Droplet) -> None:
     """The demo group through the agent, then the droplet."""
     demo(d.env, "stop", timeout=180)

@@ -17,8 +17,8 @@ import docker
 import pytest
 
 import droplet_env
-from droplet_env import Background, Droplet
-from dtma_testing import BUSYBOX, remove_prefixed
+from droplet_env import Droplet
+from dtma_testing import BUSYBOX
 
 GROUP_LABEL = "agentopia.group_id"
 KEPT_ASIDE = "-dtma-old-"   # a container the agent set aside during a recreate: <name>-dtma-old-<12 hex>
@@ -27,38 +27,18 @@ TIMINGS: dict = {}          # printed in the session summary
 
 def _install(root: Path, keep: bool) -> Droplet:
     t0 = time.monotonic()
-    state = root / "droplet"
-    conf = droplet_env.droplet_conf(state, keep, "dtma-faults")
-    prefix = f"flt{conf['session']}"
-    # the demo group: one real MCP server (streamable HTTP), whose container must survive the faults
-    extra = {"dtma_mcp_group_name": prefix, "dtma_mcp_group_servers": [{
-        "name": f"{prefix}-http", "image": "local/mcp-demo:latest", "account_tool_instance_id": f"{prefix}-1",
-        "transport": "streamable-http", "endpoint_path": "/mcp", "ports": {"8080": conf["mcp_port"]},
-        "resource_template": "small"}]}
-    d = droplet_env.install(Droplet, state, conf, extra, mcp=f"{prefix}-http", mcp_port=conf["mcp_port"], group=prefix)
-    if not d.wait_healthy(30):
-        raise RuntimeError(f"the agent installed on {d.name} does not answer /health")
+    d = droplet_env.install_with_mcp_group(root / "droplet", keep, "dtma-faults", "flt")
     TIMINGS["droplet install"] = time.monotonic() - t0
     return d
 
 
 @pytest.fixture(scope="session")
 def faults_droplet(tmp_path_factory):
+    # a thread as in tests/confinement; it is not started earlier to overlap other suites, whose timing assertions
+    # (e.g. forceRemove < 1.5 s) the extra load could break
     keep = os.environ.get("DTMA_FAULTS_KEEP") == "1"
     root = Path("/tmp/dtma-faults-keep") if keep else tmp_path_factory.mktemp("faults")
-    droplet_env.ensure_images()
-    # a thread as in tests/confinement (installs serialize on droplet_env.INSTALL_LOCK); it is not started earlier
-    # to overlap other suites, whose timing assertions (e.g. forceRemove < 1.5 s) the extra load could break
-    install = Background(_install, root, keep)
-    try:
-        d = install.result()
-    except Exception as exc:  # noqa: BLE001 - the install's own message says what failed
-        pytest.fail(str(exc))
-    yield d
-    if not keep:
-        droplet_env.remove(d)
-    # what a failed test left behind (the demo group too, when the droplet is kept)
-    remove_prefixed(docker.APIClient(version="auto"), prefix(d))
+    yield from droplet_env.session_droplet(root, keep, _install, "flt")
 
 
 @pytest.fixture

@@ -59,17 +59,7 @@ def prefix(d: Droplet) -> str:
 
 def _install(root: Path, index: int, keep: bool) -> Droplet:
     t0 = time.monotonic()
-    state = root / f"droplet-{index}"
-    conf = droplet_env.droplet_conf(state, keep, "dtma-fleet")
-    group = f"flx{conf['session']}"
-    # the demo group: one real MCP server (streamable HTTP), cheap and quick to answer
-    extra = {"dtma_mcp_group_name": group, "dtma_mcp_group_servers": [{
-        "name": f"{group}-http", "image": "local/mcp-demo:latest", "account_tool_instance_id": f"{group}-1",
-        "transport": "streamable-http", "endpoint_path": "/mcp", "ports": {"8080": conf["mcp_port"]},
-        "resource_template": "small"}]}
-    d = droplet_env.install(Droplet, state, conf, extra, mcp=f"{group}-http", mcp_port=conf["mcp_port"], group=group)
-    if not d.wait_healthy(30):
-        raise RuntimeError(f"the agent installed on {d.name} does not answer /health")
+    d = droplet_env.install_with_mcp_group(root / f"droplet-{index}", keep, "dtma-fleet", "flx")
     TIMINGS[f"install {HOSTS[index]}"] = time.monotonic() - t0
     return d
 

@@ -16,14 +16,13 @@ import subprocess
 import time
 from pathlib import Path
 
-import docker
 import pytest
 import requests
 import yaml
 
 import droplet_env
-from droplet_env import Background, Droplet
-from dtma_testing import free_port, remove_prefixed
+from droplet_env import Droplet
+from dtma_testing import free_port
 
 PROMETHEUS = shutil.which("prometheus")
 SCRAPE_INTERVAL_S = 1
@@ -36,16 +35,8 @@ def prefix(d: Droplet) -> str:
 
 def _install(root: Path, keep: bool) -> Droplet:
     state = root / "droplet"
-    conf = droplet_env.droplet_conf(state, keep, "dtma-metrics")
-    group = f"prm{conf['session']}"
-    extra = {"dtma_prometheus_scrape_config": str(state / "prometheus" / "droplet-1.yml"),
-             "dtma_mcp_group_name": group, "dtma_mcp_group_servers": [{
-                 "name": f"{group}-http", "image": "local/mcp-demo:latest", "account_tool_instance_id": f"{group}-1",
-                 "transport": "streamable-http", "endpoint_path": "/mcp", "ports": {"8080": conf["mcp_port"]}}]}
-    d = droplet_env.install(Droplet, state, conf, extra, mcp=f"{group}-http", mcp_port=conf["mcp_port"], group=group)
-    if not d.wait_healthy(30):
-        raise RuntimeError(f"the agent installed on {d.name} does not answer /health")
-    return d
+    return droplet_env.install_with_mcp_group(state, keep, "dtma-metrics", "prm", {
+        "dtma_prometheus_scrape_config": str(state / "prometheus" / "droplet-1.yml")})
 
 
 @pytest.fixture(scope="session")
@@ -54,16 +45,7 @@ def metrics_droplet(tmp_path_factory):
         pytest.skip("prometheus (Debian's package) is not installed; scripts/setup.sh installs it")
     keep = os.environ.get("DTMA_METRICS_KEEP") == "1"
     root = Path("/tmp/dtma-metrics-keep") if keep else tmp_path_factory.mktemp("metrics")
-    droplet_env.ensure_images()
-    install = Background(_install, root, keep)  # installs serialize on droplet_env.INSTALL_LOCK
-    try:
-        d = install.result()
-    except Exception as exc:  # noqa: BLE001 - the install's own message says what failed
-        pytest.fail(str(exc))
-    yield d
-    if not keep:
-        droplet_env.remove(d)
-    remove_prefixed(docker.APIClient(version="auto"), prefix(d))
+    yield from droplet_env.session_droplet(root, keep, _install, "prm")
 
 
 class Prometheus:
