@@ -3,6 +3,10 @@
 # (ansible-test needs that path). Works offline: ansible-test bootstraps pip in its virtualenvs with a
 # get-pip script from a site that is not reachable here, so a stand-in that installs a pip wheel from
 # PyPI is put in its cache first.
+#   DTMA_ANSIBLE_VENV=DIR   run the ansible-test of the virtualenv DIR (default .venv): the ansible-core matrix of
+#                           scripts/ansible-matrix.sh
+#   DTMA_INTEGRATION_CONFIG=FILE   becomes tests/integration/integration_config.yml of the copy (the agent's URL and
+#                           token for the integration targets; tests/integration/run_targets.py writes it)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
@@ -31,5 +35,9 @@ dest="$root/ansible_collections/agentopia/dtma"
 mkdir -p "$dest"
 # tracked and untracked-but-not-ignored files, as they are in the work tree (deleted ones are skipped)
 git ls-files -z --cached --others --exclude-standard | tar --null -T - --ignore-failed-read -cf - 2>/dev/null | tar -xf - -C "$dest"
+if [ -n "${DTMA_INTEGRATION_CONFIG:-}" ]; then
+  install -m 0600 "$DTMA_INTEGRATION_CONFIG" "$dest/tests/integration/integration_config.yml"
+fi
 cd "$dest"
-PATH="$repo/.venv/bin:$PATH" ansible-test "$@"
+venv=${DTMA_ANSIBLE_VENV:-$repo/.venv}
+PATH="$venv/bin:$PATH" ansible-test "$@"
