@@ -17,6 +17,8 @@ import requests
 from dtma_testing import BROKEN_RELEASE, Agent, Sshd, Supervisor, links, wait_until, write_release
 
 MOD = "agentopia.dtma.dtma_redeploy"
+
+
 def health(agent: Agent) -> dict | None:
     try:
         return requests.get(agent.url + "/health", timeout=2).json()
