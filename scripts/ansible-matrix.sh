@@ -51,7 +51,7 @@ for release in "${RELEASES[@]}"; do
   venv=$(venv_for "$release") || { summary+=("ansible-core $release: FAILED (no virtualenv)"); failed=1; continue; }
   version=$("$venv/bin/python" -c 'from ansible.release import __version__; print(__version__)')
   python=$(controller_python "$release")
-  if [ "$release" = "$NEWEST" ]; then sanity=(); what="full sanity, units"; else sanity=("${OLDER_SANITY[@]}"); what="sanity (${#OLDER_SANITY[@]} tests), units"; fi
+  if [ "$release" = "$NEWEST" ]; then sanity=(); what="full sanity, units"; else sanity=("${OLDER_SANITY[@]}"); what="sanity ($((${#OLDER_SANITY[@]} / 2)) tests), units"; fi
   echo "== ansible-core $version (Python $python): $what"
   result=passed
   DTMA_ANSIBLE_VENV=$venv bash scripts/ansible-test.sh sanity --python "$python" "${sanity[@]}" || result=FAILED
