@@ -32,14 +32,15 @@ find_python() {  # an interpreter of Python $1 that can make a virtualenv (pyenv
 
 venv_for() {  # the virtualenv of release $1, made (or completed) from PyPI when needed
   local release=$1 py venv=$cache/ansible-core-$1
-  if [ ! -x "$venv/bin/ansible-test" ]; then
+  if [ ! -f "$venv/.dtma-complete" ]; then
     py=$(find_python "$(controller_python "$release")") || {
       echo "ansible-matrix: ansible-core $release needs Python $(controller_python "$release"), and there is none" >&2
       return 1; }
-    "$py" -m venv --clear "$venv"
+    "$py" -m venv --clear "$venv" || return 1
     # pytest-forked: ansible-test < 2.18 runs units with --forked; requests: what the unit tests import
     "$venv/bin/pip" install --quiet --disable-pip-version-check "ansible-core==$release.*" pytest pytest-xdist \
-      pytest-forked mock pytest-mock requests 2>&1 | { grep -v '^WARNING: Location' || true; } >&2
+      pytest-forked mock pytest-mock requests 2>&1 | { grep -v '^WARNING: Location' || true; } >&2 || return 1
+    touch "$venv/.dtma-complete"
   fi
   echo "$venv"
 }
