@@ -186,7 +186,7 @@ class Supervisor:
 
     def stop(self) -> None:
         self.stopping.set()
-        for _attempt in range(30):  # the loop may be spawning right now: stop what runs until the loop has ended
+        for _attempt in range(30 if self.thread.ident else 0):  # the loop may be spawning now: stop what runs until it ends
             proc = self.proc
             if proc and proc.poll() is None:
                 try:

@@ -44,17 +44,18 @@ def main(args: list[str]) -> int:
         print(f"run_targets: Docker or an image is missing ({exc}); run scripts/setup.sh", file=sys.stderr)
         return 3
     tmp = Path(tempfile.mkdtemp(prefix="dtmatest-targets-"))
-    launcher = SandboxLauncher(tmp).start()
-    SANDBOX_ENV.update(launcher.env)
     home = tmp / "dtma-home"
     write_release(home, RELEASES["current"])
     write_release(home, RELEASES["other"])
     write_release(home, RELEASES["broken"], BROKEN_RELEASE)
     os.symlink(f"releases/{RELEASES['current']}", home / "current")
+    launcher = SandboxLauncher(tmp)
     agent = Agent(tmp, env={"DTMA_HOME": str(home)})
-    supervisor = Supervisor(home, agent, tmp).start()
-    rc = 1
+    supervisor = Supervisor(home, agent, tmp)
     try:
+        SANDBOX_ENV.update(launcher.start().env)
+        agent.env.update(SANDBOX_ENV)  # the agent's environment was made before the launcher's socket existed
+        supervisor.start()
         if not wait_until(agent.answers, 20):
             print("run_targets: the agent did not answer:\n" + (tmp / "supervised-agent.log").read_text(errors="replace"),
                   file=sys.stderr)
@@ -68,7 +69,7 @@ def main(args: list[str]) -> int:
             "dtma_docker": shutil.which("docker", path="/usr/bin") or "docker",
             "dtma_home": str(home), "dtma_releases": RELEASES}))
         env = dict(os.environ, DTMA_INTEGRATION_CONFIG=str(config))
-        cmd = ["bash", str(REPO / "scripts" / "ansible-test.sh"), "integration", "--allow-destructive", *args]
+        cmd = ["bash", str(REPO / "scripts" / "ansible-test.sh"), "integration", *args]
         rc = subprocess.run(cmd, env=env, check=False).returncode
         if rc != 0:
             print("run_targets: the agent's log (last 60 lines):\n" + "\n".join(
