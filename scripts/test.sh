@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: sets up what it needs (Docker engine, images, virtualenv), then runs
-# ansible-test sanity and units on the collection, and the pytest suites against a real Docker engine:
+# ansible-test sanity and units on the collection (the .venv's ansible-core, then scripts/ansible-matrix.sh: the other
+# releases meta/runtime.yml claims), its integration targets against a real agent (scripts/integration-targets.sh),
+# and the pytest suites against a real Docker engine:
 # tests/agent (the agent's routes and policy) and tests/integration (the modules through ansible-playbook);
 # then ansible-lint, the role's molecule scenarios on real systemd, and the main job (scripts/demo.sh) end to
 # end. Extra arguments go to pytest.
@@ -39,6 +41,10 @@ if [ -d tests/unit ]; then
   echo "== ansible-test units"
   bash scripts/ansible-test.sh units --python 3.11
 fi
+echo "== ansible-core matrix: sanity and units on the other releases requires_ansible claims"
+bash scripts/ansible-matrix.sh
+echo "== ansible-test integration targets (tests/integration/targets: a real agent, real Docker)"
+bash scripts/integration-targets.sh
 echo "== pytest (agent and modules, real Docker)"
 pytest_here "$@"
 echo "== ansible-lint (production profile) and molecule (roles/dtma on real systemd)"

@@ -142,6 +142,63 @@ class SandboxLauncher:
 SANDBOX_ENV: dict = {}  # filled by the session's launcher; every Agent gets it
 
 
+# a release whose binary answers --version but whose agent exits at once
+BROKEN_RELEASE = '#!/bin/sh\nif [ "$1" = --version ]; then echo dtma-agent 9.9.9; exit 0; fi\nexit 1\n'
+
+
+def write_release(home: Path, version: str, script: str | None = None) -> None:
+    binary = home / "releases" / version / "bin" / "dtma-agent"
+    binary.parent.mkdir(parents=True)
+    binary.write_text(script or f'#!/bin/sh\nexec {AGENT_BIN} "$@"\n')
+    binary.chmod(0o755)
+
+
+def links(home: Path) -> dict:
+    return {n: os.readlink(home / n) if (home / n).is_symlink() else None for n in ("current", "previous")}
+
+
+class Supervisor:
+    """Restart=always for the agent (systemd's part on a droplet): runs `<home>/current/bin/dtma-agent` again whenever
+    it exits, so a release switch or a restart through the API takes effect the way it does there."""
+
+    def __init__(self, home: Path, agent: Agent, tmp: Path):
+        self.home, self.agent = home, agent
+        self.pidfile = tmp / "agent.pid"
+        self.log = open(tmp / "supervised-agent.log", "ab")
+        self.stopping = threading.Event()
+        self.proc: subprocess.Popen | None = None
+        self.spawns = 0
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+
+    def start(self) -> "Supervisor":
+        self.thread.start()
+        return self
+
+    def _loop(self) -> None:
+        while not self.stopping.is_set():
+            self.proc = subprocess.Popen([str(self.home / "current" / "bin" / "dtma-agent"), "--host", "127.0.0.1",
+                                          "--port", str(self.agent.port)], env=self.agent.env, stdout=self.log,
+                                         stderr=subprocess.STDOUT, start_new_session=True)
+            self.spawns += 1
+            self.pidfile.write_text(str(self.proc.pid))
+            self.proc.wait()
+            self.stopping.wait(0.2)  # like systemd's RestartSec
+
+    def stop(self) -> None:
+        self.stopping.set()
+        for _attempt in range(30 if self.thread.ident else 0):  # the loop may be spawning now: stop what runs until it ends
+            proc = self.proc
+            if proc and proc.poll() is None:
+                try:
+                    os.killpg(proc.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+            self.thread.join(0.5)
+            if not self.thread.is_alive():
+                break
+        self.log.close()
+
+
 class DockerProxy:
     """A unix-socket forwarder in front of the real Docker socket, so a test can take "Docker" away
     from one agent and give it back without stopping the engine the other tests use."""

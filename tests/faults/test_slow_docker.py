@@ -47,7 +47,8 @@ def test_requests_answer_while_a_stop_waits_on_a_paused_container(droplet):
                 worst[label] = max(worst.get(label, 0.0), took)
         code, text = stop.result(60)
         stop_s = time.monotonic() - t0
-        print(f"slowest answers while the stop ran: { {k: round(v, 3) for k, v in worst.items()} }; "
+        slowest = {k: round(v, 3) for k, v in worst.items()}
+        print(f"slowest answers while the stop ran: {slowest}; "
               f"the stop took {stop_s:.1f} s; {overlapped} rounds overlapped it")
         assert max(worst.values()) < LIMIT_S, f"an answer took {max(worst.values()):.2f} s (limit {LIMIT_S} s): {worst}"
         assert code == 200, f"the stop answered {code}: {text[:1000]}"

@@ -11,71 +11,12 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
-import threading
-from pathlib import Path
 
 import pytest
 import requests
-from dtma_testing import Agent, wait_until
-from dtma_testing import Sshd
+from dtma_testing import BROKEN_RELEASE, Agent, Sshd, Supervisor, links, wait_until, write_release
 
 MOD = "agentopia.dtma.dtma_redeploy"
-AGENT_BIN = Path(sys.executable).with_name("dtma-agent")
-BROKEN = '#!/bin/sh\nif [ "$1" = --version ]; then echo dtma-agent 9.9.9; exit 0; fi\nexit 1\n'
-
-
-def write_release(home: Path, version: str, script: str | None = None) -> None:
-    binary = home / "releases" / version / "bin" / "dtma-agent"
-    binary.parent.mkdir(parents=True)
-    binary.write_text(script or f'#!/bin/sh\nexec {AGENT_BIN} "$@"\n')
-    binary.chmod(0o755)
-
-
-def links(home: Path) -> dict:
-    return {n: os.readlink(home / n) if (home / n).is_symlink() else None for n in ("current", "previous")}
-
-
-class Supervisor:
-    """Restart=always for the agent: runs `<home>/current/bin/dtma-agent` again whenever it exits."""
-
-    def __init__(self, home: Path, agent: Agent, tmp: Path):
-        self.home, self.agent = home, agent
-        self.pidfile = tmp / "agent.pid"
-        self.log = open(tmp / "supervised-agent.log", "ab")
-        self.stopping = threading.Event()
-        self.proc: subprocess.Popen | None = None
-        self.spawns = 0
-        self.thread = threading.Thread(target=self._loop, daemon=True)
-
-    def start(self) -> "Supervisor":
-        self.thread.start()
-        return self
-
-    def _loop(self) -> None:
-        while not self.stopping.is_set():
-            self.proc = subprocess.Popen([str(self.home / "current" / "bin" / "dtma-agent"), "--host", "127.0.0.1",
-                                          "--port", str(self.agent.port)], env=self.agent.env, stdout=self.log,
-                                         stderr=subprocess.STDOUT, start_new_session=True)
-            self.spawns += 1
-            self.pidfile.write_text(str(self.proc.pid))
-            self.proc.wait()
-            self.stopping.wait(0.2)  # like systemd's RestartSec
-
-    def stop(self) -> None:
-        self.stopping.set()
-        for _attempt in range(30):  # the loop may be spawning right now: stop what runs until the loop has ended
-            proc = self.proc
-            if proc and proc.poll() is None:
-                try:
-                    os.killpg(proc.pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
-            self.thread.join(0.5)
-            if not self.thread.is_alive():
-                break
-        self.log.close()
 
 
 def health(agent: Agent) -> dict | None:
@@ -91,7 +32,7 @@ def supervised(tmp_path, docker_api):
     home = tmp_path / "dtma-home"
     write_release(home, "1.0.0")
     write_release(home, "1.1.0")
-    write_release(home, "9.9.9-broken", BROKEN)
+    write_release(home, "9.9.9-broken", BROKEN_RELEASE)
     os.symlink("releases/1.0.0", home / "current")
     agent = Agent(tmp_path, env={"DTMA_HOME": str(home)})
     supervisor = Supervisor(home, agent, tmp_path).start()

@@ -11,7 +11,7 @@ import json
 import pytest
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.testing import patch_module_args
+from ansible_collections.agentopia.dtma.tests.unit.plugins.module_args import patch_module_args
 
 from ansible_collections.agentopia.dtma.plugins.module_utils import _common
 from ansible_collections.agentopia.dtma.plugins.module_utils._api import DtmaUrlError

@@ -11,7 +11,7 @@ import json
 
 import pytest
 
-from ansible.module_utils.testing import patch_module_args
+from ansible_collections.agentopia.dtma.tests.unit.plugins.module_args import patch_module_args
 
 from ansible_collections.agentopia.dtma.plugins.modules import dtma_info
 
