@@ -241,7 +241,7 @@ def test_wrong_token_and_agent_down(supervised, ansible_run, make_agent):
     down.stop()
     r = ansible_run([{MOD: {"mode": "restart"}}], verbosity=3, url=down.url, token=down.token)
     assert r[0]["failed"] is True and "does not answer" in r[0]["msg"] and down.url in r[0]["msg"], r[0]["msg"]
-    assert "set ssh_host to restart it over SSH" in r[0]["msg"]
+    assert "restart its service on the host" in r[0]["msg"]
     assert "Traceback" not in r.output and down.token not in r.output
 
 
