@@ -58,8 +58,8 @@ options:
       - Host to reach over SSH when the agent does not answer. Required for the SSH fallback.
       - B(Deprecated), like every C(ssh_*) option; they will be removed in 1.0.0. They open a second SSH connection
         with options of its own, beside the host's Ansible connection. Reach the host through its own connection
-        instead (its user, key, port, jump host, C(become)): a C(block) whose C(rescue) runs the fallback on the
-        host, as C(playbooks/restart.yml) and C(playbooks/redeploy.yml) do (see the examples).
+        instead (its user, key, port, jump host, C(become)), with a C(block) whose C(rescue) runs the fallback on
+        the host, as C(playbooks/restart.yml) and C(playbooks/redeploy.yml) do (see the examples).
     type: str
   ssh_port:
     description: SSH port. Deprecated (see O(ssh_host)).

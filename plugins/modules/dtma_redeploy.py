@@ -29,7 +29,7 @@ description:
     C(systemctl restart SERVICE), paths from O(dtma_home) and O(service_name) - waits for the agent again, and
     fails, saying whether the rollback worked.
   - Without O(ssh_host), a playbook does the fallback over the host's own Ansible connection (its user, key, port,
-    jump host, C(become)) in a C(rescue), as C(playbooks/restart.yml) and C(playbooks/redeploy.yml) do: after a
+    jump host, C(become)) in a C(rescue), as C(playbooks/restart.yml) and C(playbooks/redeploy.yml) do. After a
     failed restart that has no RV(status) (the agent did not answer), restart the service; after a failed redeploy
     with RV(rolled_back=false), swap C(current) and C(previous) back and restart the service; then wait for a new
     C(boot_id) with M(agentopia.dtma.dtma_info).

@@ -55,12 +55,12 @@ def test_redeploy_to_a_release_that_does_not_start_rolls_back(droplet, api):
         f"chmod 755 {release}/bin/dtma-agent"], input=BROKEN)
     out = droplet.state_dir / "redeploy-result.json"
     playbook = droplet.state_dir / "redeploy-broken.yml"
+    task = {**TASK, "ssh_known_hosts_file": str(droplet.state_dir / "demo" / "known_hosts")}
     playbook.write_text(json.dumps([{
         "name": "Redeploy to a release whose agent does not start", "hosts": "dtma_hosts", "gather_facts": False,
         "vars_files": [str(REPO / "playbooks/vars/connection.yml")],
         "module_defaults": {"group/agentopia.dtma.dtma": {"url": "{{ __dtma_url }}", "token": "{{ __dtma_token }}"}},
-        "tasks": [{"block": [{"name": "Switch with a health gate", "agentopia.dtma.dtma_redeploy": {
-            **TASK, "ssh_known_hosts_file": str(droplet.state_dir / "demo" / "known_hosts")},
+        "tasks": [{"block": [{"name": "Switch with a health gate", "agentopia.dtma.dtma_redeploy": task,
                               "delegate_to": "localhost", "register": "__result"}],
                    "always": [{"name": "Save the result", "delegate_to": "localhost",
                                "ansible.builtin.copy": {"content": "{{ __result | to_json }}", "dest": str(out),

@@ -111,7 +111,7 @@ def _ip(container: str, network: str) -> str:
 
 
 def _keyscan(host: str, port: int) -> str:
-    for _ in range(50):
+    for _attempt in range(50):
         r = subprocess.run(["ssh-keyscan", "-p", str(port), "-t", "ed25519", host], capture_output=True, text=True,
                            timeout=30, check=False)
         if r.stdout.strip():
@@ -137,15 +137,15 @@ def _bring_up(root: Path, prefix: str, network: str) -> JumpedDroplet:
         "--security-opt", "systempaths=unconfined", "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw",
         "-v", "/var/run/docker.sock:/var/run/docker.sock", "--tmpfs", "/run", "--tmpfs", "/run/lock",
         "local/debian-systemd:bookworm"])
-    for _ in range(100):
+    for _attempt in range(100):
         r = sh([DOCKER, "exec", name, "systemctl", "is-system-running"], check=False)
         if r.stdout.strip() in ("running", "degraded"):
             break
         time.sleep(0.2)
     bastion_ip, ip = _ip(bastion, network), _ip(name, network)
-    # what the cloud gives: host keys of its own, an `ops` with passwordless sudo whose key is accepted only
+    # what the cloud gives: host keys of its own, an `ops` user with passwordless sudo whose key is accepted only
     # from the bastion, and no key for root
-    sh([DOCKER, "exec", "-i", name, "sh", "-c", f"""set -e
+    sh([DOCKER, "exec", "-i", name, "sh", "-c", """set -e
 rm -f /etc/ssh/ssh_host_* && ssh-keygen -A >/dev/null
 useradd -m -s /bin/bash ops
 printf 'ops ALL=(ALL) NOPASSWD:ALL\\n' >/etc/sudoers.d/ops && chmod 440 /etc/sudoers.d/ops

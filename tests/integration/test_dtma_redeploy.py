@@ -212,7 +212,7 @@ def test_broken_release_without_ssh_says_it_could_not_roll_back(supervised, ansi
     r = ansible_run([{MOD: {"mode": "redeploy", "version": "9.9.9-broken", "wait_timeout": 3}}], agent=agent)
     res = r[0]
     assert res["failed"] is True and res["rolled_back"] is False, r
-    assert "could not be rolled back" in res["msg"] and "ssh_host" in res["msg"], res["msg"]
+    assert "could not be rolled back" in res["msg"] and "over the host's connection" in res["msg"], res["msg"]
     assert links(home)["current"] == "releases/9.9.9-broken"
     os.replace(home / "previous", home / "current")  # restore by hand for the fixture's teardown
     assert agent.token not in r.output
