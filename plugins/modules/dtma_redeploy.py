@@ -19,15 +19,15 @@ description:
   - Then the module polls C(GET /health) until an agent process with a different C(boot_id) answers, within
     O(wait_timeout). The new C(boot_id) is the proof that a new process runs; the reported C(version) (the agent's
     package version, which need not equal the release directory's name) is returned next to it.
-  - V(restart) with O(ssh_host) given (deprecated, like every C(ssh_*) option) falls back to SSH when the agent does not answer C(GET /health), or does not
-    come back after C(POST /restart) within O(wait_timeout); it runs C(systemctl restart SERVICE) over SSH and waits
-    for the agent again. RV(transport) says which one restarted it.
+  - V(restart) with O(ssh_host) given (deprecated, like every C(ssh_*) option) falls back to SSH when the agent
+    does not answer C(GET /health), or does not come back after C(POST /restart) within O(wait_timeout); it runs
+    C(systemctl restart SERVICE) over SSH and waits for the agent again. RV(transport) says which one restarted it.
   - When a redeployed agent does not come back and O(rollback) is true, the module rolls back to the previous
     release - through the API (C(POST /redeploy) with version V(previous)) if an agent still answers, otherwise
-    (with the deprecated O(ssh_host)) over SSH with a fixed command that swaps C(HOME/current) and C(HOME/previous) (each replaced atomically with
-    C(ln -sfn) and C(mv -Tf), as the API rollback does, so C(previous) names the failed release) and runs
-    C(systemctl restart SERVICE), paths from O(dtma_home) and O(service_name) - waits for the agent again, and
-    fails, saying whether the rollback worked.
+    (with the deprecated O(ssh_host)) over SSH with a fixed command that swaps C(HOME/current) and C(HOME/previous)
+    (each replaced atomically with C(ln -sfn) and C(mv -Tf), as the API rollback does, so C(previous) names the
+    failed release) and runs C(systemctl restart SERVICE), paths from O(dtma_home) and O(service_name) - waits for
+    the agent again, and fails, saying whether the rollback worked.
   - Without O(ssh_host), a playbook does the fallback over the host's own Ansible connection (its user, key, port,
     jump host, C(become)) in a C(rescue), as C(playbooks/restart.yml) and C(playbooks/redeploy.yml) do. After a
     failed restart that has no RV(status) (the agent did not answer), restart the service; after a failed redeploy
@@ -112,12 +112,15 @@ EXAMPLES = r'''
       delegate_to: localhost
       register: restart
   rescue:
+    - name: Fail when the agent answered with an error (a wrong token is not fixed by a restart)
+      ansible.builtin.fail:
+        msg: "{{ restart.msg }}"
+      when: restart.status | default(none) is not none
     - name: Restart the service on the host
       ansible.builtin.systemd_service:
         name: dtma
         state: restarted
       become: true
-      when: restart.status | default(none) is none  # the agent did not answer (an HTTP error is not fixed by this)
     - name: Wait for a new agent process
       agentopia.dtma.dtma_info:
         gather: [health]

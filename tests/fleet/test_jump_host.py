@@ -253,3 +253,24 @@ def test_redeploy_to_a_release_that_does_not_start_is_rolled_back_through_the_ho
     now = jumped.links()
     assert now == {"current": links["current"], "previous": f"releases/{NEW}"}, (links, now)
     assert "PLAY RECAP" in out and "failed=1" in out, out[-3000:]
+
+
+def test_dtma_agent_exec_runs_over_the_hosts_connection_under_the_hosts_policy(jumped: JumpedDroplet):
+    """The replacement of dtma_exec's fallback=ssh (its EXAMPLES): the request through `dtma-agent exec` on the host,
+    over the host's connection with become; the host's policy decides and its sandbox runs the command."""
+    results = jumped.root / "exec-results.json"
+    playbook = jumped.root / "exec-over-connection.yml"
+    run_task = {"ansible.builtin.command": {"argv": [f"{HOME}/current/bin/dtma-agent", "exec", "--env-file",
+                                                     "/etc/dtma/dtma.env"], "stdin": "{{ item | to_json }}"},
+                "become": True, "loop": [{"argv": ["id", "-un"], "timeout": 30000},
+                                         {"command": "rm -rf /", "timeout": 30000}],
+                "register": "__exec", "failed_when": False, "changed_when": True}
+    save = {"ansible.builtin.copy": {"content": "{{ __exec.results | map(attribute='stdout') | list | to_json }}",
+                                     "dest": str(results), "mode": "0600"}, "delegate_to": "localhost"}
+    playbook.write_text(json.dumps([{"name": "dtma-agent exec over the host's connection", "hosts": "dtma_hosts",
+                                     "gather_facts": False, "tasks": [run_task, save]}]))
+    run = jumped.playbook(str(playbook))
+    assert run.returncode == 0, (run.stdout + run.stderr)[-4000:]
+    ran, refused = (json.loads(out) for out in json.loads(results.read_text()))
+    assert ran["exit_code"] == 0 and ran["stdout"] == "dtma-exec\n", ran  # the agent's sandbox user
+    assert refused.get("error") == "command blocked by policy" and "exit_code" not in refused, refused
