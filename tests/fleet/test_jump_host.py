@@ -274,3 +274,15 @@ def test_dtma_agent_exec_runs_over_the_hosts_connection_under_the_hosts_policy(j
     ran, refused = (json.loads(out) for out in json.loads(results.read_text()))
     assert ran["exit_code"] == 0 and ran["stdout"] == "dtma-exec\n", ran  # the agent's sandbox user
     assert refused.get("error") == "command blocked by policy" and "exit_code" not in refused, refused
+
+
+def test_diagnostics_checks_the_hosts_connection_when_asked(jumped: JumpedDroplet):
+    run = jumped.playbook("playbooks/diagnostics.yml", "-e", "dtma_diagnostics_connection=true")
+    out = run.stdout + run.stderr
+    assert run.returncode == 0 and "connection=healthy" in out, out[-3000:]
+    # the same host without its jump host: the agent answers, the connection does not, and the host fails
+    run = jumped.playbook("playbooks/diagnostics.yml", "-e", "dtma_diagnostics_connection=true",
+                          "-e", f"ansible_ssh_common_args='-F {jumped.ssh_config} -o ProxyJump=none'")
+    out = run.stdout + run.stderr
+    assert run.returncode != 0 and "connection=unhealthy" in out and "its connection is unhealthy" in out, out[-3000:]
+    assert "agent_api=healthy" in out, out[-3000:]
