@@ -280,9 +280,11 @@ def test_diagnostics_checks_the_hosts_connection_when_asked(jumped: JumpedDrople
     run = jumped.playbook("playbooks/diagnostics.yml", "-e", "dtma_diagnostics_connection=true")
     out = run.stdout + run.stderr
     assert run.returncode == 0 and "connection=healthy" in out, out[-3000:]
-    # the same host without its jump host: the agent answers, the connection does not, and the host fails
-    run = jumped.playbook("playbooks/diagnostics.yml", "-e", "dtma_diagnostics_connection=true",
-                          "-e", f"ansible_ssh_common_args='-F {jumped.ssh_config} -o ProxyJump=none'")
+    # the same host without its jump host (and no ControlMaster, which would reuse the connection the run above left
+    # open): the agent answers, the connection does not, and the host fails
+    run = jumped.playbook("playbooks/diagnostics.yml", "-e", json.dumps({
+        "dtma_diagnostics_connection": True, "ansible_ssh_args": "-C -o ControlMaster=no",
+        "ansible_ssh_common_args": f"-F {jumped.ssh_config} -o ProxyJump=none"}))
     out = run.stdout + run.stderr
     assert run.returncode != 0 and "connection=unhealthy" in out and "its connection is unhealthy" in out, out[-3000:]
     assert "agent_api=healthy" in out, out[-3000:]

@@ -119,7 +119,7 @@ def test_a_canary_restart_then_a_rolling_restart_that_stops_at_a_hung_agent(flee
     try:
         t0 = time.monotonic()
         run = fleet.playbook("playbooks/restart.yml", "-e", json.dumps({"dtma_wait_timeout": 10}), inventory=inventory)
-        TIMINGS["restart.yml serial 1 (2nd hung, no SSH)"] = time.monotonic() - t0
+        TIMINGS["restart.yml serial 1 (2nd hung, cannot log in)"] = time.monotonic() - t0
     finally:
         hung.root("systemctl kill --signal=SIGCONT dtma")
     out = run.stdout + run.stderr
