@@ -85,9 +85,6 @@ dtma_hosts:
     dtma_port: $PORT
     dtma_generate_token: true
     dtma_token_file: $STATE/tokens/droplet-1.token
-    # the SSH fallback of restart.yml / redeploy.yml uses the same key and known hosts
-    dtma_ssh_key_file: $STATE/id_ed25519
-    dtma_ssh_known_hosts_file: $STATE/known_hosts
 EOF
 
 echo "== playbooks/install.yml"

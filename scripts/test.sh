@@ -59,10 +59,10 @@ bash scripts/demo.sh
 # the second run converges to the same state: nothing may change
 bash scripts/demo.sh | tee .demo/second-run.log
 if grep -E 'changed=[1-9]' .demo/second-run.log; then echo "test.sh: the second run of the main job changed something" >&2; exit 1; fi
-echo "== restart.yml on the droplet: through the API, then for a hung agent (SIGSTOP) over SSH"
+echo "== restart.yml on the droplet: through the API, then for a hung agent (SIGSTOP) over the host's connection"
 bash scripts/demo.sh playbook playbooks/restart.yml | tee .demo/restart-api.log
 grep -q "restarted through the API" .demo/restart-api.log
 /usr/bin/docker exec "${DTMA_DROPLET_NAME:-dtma-droplet}" systemctl kill --signal=SIGSTOP dtma
-bash scripts/demo.sh playbook playbooks/restart.yml | tee .demo/restart-ssh.log
-grep -q "restarted over SSH" .demo/restart-ssh.log
+bash scripts/demo.sh playbook playbooks/restart.yml | tee .demo/restart-connection.log
+grep -q "restarted over the host's connection" .demo/restart-connection.log
 bash scripts/demo.sh playbook playbooks/diagnostics.yml

@@ -50,41 +50,50 @@ requirements:
   - requests
 '''
 
-    # The SSH fallback used when the agent does not answer.
+    # The modules' own SSH connection, used when the agent does not answer; deprecated.
     SSH = r'''
 options:
   ssh_host:
-    description: Host to reach over SSH when the agent does not answer. Required for the SSH fallback.
+    description:
+      - Host to reach over SSH when the agent does not answer. Required for the SSH fallback.
+      - B(Deprecated), like every C(ssh_*) option; they will be removed in 1.0.0. They open a second SSH connection
+        with options of its own, beside the host's Ansible connection. Reach the host through its own connection
+        instead (its user, key, port, jump host, C(become)), with a C(block) whose C(rescue) runs the fallback on
+        the host, as C(playbooks/restart.yml) and C(playbooks/redeploy.yml) do (see the examples).
     type: str
   ssh_port:
-    description: SSH port.
+    description: SSH port. Deprecated (see O(ssh_host)).
     type: int
     default: 22
   ssh_user:
-    description: SSH user.
+    description: SSH user. Deprecated (see O(ssh_host)).
     type: str
     default: root
   ssh_key_file:
-    description: Private key file for SSH authentication.
+    description: Private key file for SSH authentication. Deprecated (see O(ssh_host)).
     type: path
   ssh_host_key_checking:
     description:
       - Verify the host key against the known hosts (the user's and O(ssh_known_hosts_file)); an unknown
         host is refused.
       - Set to V(false) only for throw-away hosts; the key is then accepted without verification.
+      - Deprecated (see O(ssh_host)).
     type: bool
     default: true
   ssh_known_hosts_file:
-    description: An extra known_hosts file to verify the host key with.
+    description: An extra known_hosts file to verify the host key with. Deprecated (see O(ssh_host)).
     type: path
   ssh_connect_timeout:
-    description: Seconds to wait for the SSH connection.
+    description: Seconds to wait for the SSH connection. Deprecated (see O(ssh_host)).
     type: int
     default: 10
   ssh_command_timeout:
-    description: Seconds a command over SSH may run.
+    description:
+      - Seconds a command over SSH may run (without sending anything); then the task fails.
+      - When not set, 60; for M(agentopia.dtma.dtma_exec), its O(agentopia.dtma.dtma_exec#module:command_timeout)
+        plus O(ssh_connect_timeout).
+      - Deprecated (see O(ssh_host)).
     type: int
-    default: 60
 requirements:
   - paramiko (for the SSH fallback)
 '''

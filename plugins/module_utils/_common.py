@@ -30,15 +30,19 @@ CONNECTION_ARGS = dict(
     ca_path=dict(type="path", fallback=(env_fallback, ["DTMA_CA_PATH"])),
 )
 
+# The modules' own SSH connection, deprecated: a playbook reaches the host through the host's own Ansible connection
+# (its user, key, port, jump host, become) in a block/rescue, as playbooks/restart.yml and redeploy.yml do.
+SSH_DEPRECATION = dict(removed_in_version="1.0.0", removed_from_collection="agentopia.dtma")
 SSH_ARGS = dict(
-    ssh_host=dict(type="str"),
-    ssh_port=dict(type="int", default=22),
-    ssh_user=dict(type="str", default="root"),
-    ssh_key_file=dict(type="path"),
-    ssh_host_key_checking=dict(type="bool", default=True),
-    ssh_known_hosts_file=dict(type="path"),
-    ssh_connect_timeout=dict(type="int", default=10),
-    ssh_command_timeout=dict(type="int", default=60),
+    ssh_host=dict(type="str", **SSH_DEPRECATION),
+    ssh_port=dict(type="int", default=22, **SSH_DEPRECATION),
+    ssh_user=dict(type="str", default="root", **SSH_DEPRECATION),
+    ssh_key_file=dict(type="path", **SSH_DEPRECATION),
+    ssh_host_key_checking=dict(type="bool", default=True, **SSH_DEPRECATION),
+    ssh_known_hosts_file=dict(type="path", **SSH_DEPRECATION),
+    ssh_connect_timeout=dict(type="int", default=10, **SSH_DEPRECATION),
+    # no default: each module has its own (ssh_settings())
+    ssh_command_timeout=dict(type="int", **SSH_DEPRECATION),
 )
 
 

@@ -25,12 +25,15 @@ class SshError(Exception):
     """The SSH connection or the command could not be run; the message says which and why."""
 
 
-def ssh_settings(params):
-    """The SSH options of a module as keyword arguments of run_over_ssh()."""
+def ssh_settings(params, command_timeout=60):
+    """The SSH options of a module as keyword arguments of run_over_ssh(); `command_timeout` is the module's default
+    for ssh_command_timeout, which wins when given."""
+    if params["ssh_command_timeout"] is not None:
+        command_timeout = params["ssh_command_timeout"]
     return dict(host=params["ssh_host"], port=params["ssh_port"], user=params["ssh_user"],
                 key_file=params["ssh_key_file"], host_key_checking=params["ssh_host_key_checking"],
                 known_hosts_file=params["ssh_known_hosts_file"], connect_timeout=params["ssh_connect_timeout"],
-                command_timeout=params["ssh_command_timeout"])
+                command_timeout=command_timeout)
 
 
 def run_over_ssh(command, host, port=22, user="root", key_file=None, host_key_checking=True,

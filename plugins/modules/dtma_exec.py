@@ -13,7 +13,8 @@ version_added: 0.1.0
 description:
   - Sends a command to the DTMA agent (C(POST /ssh/execute)), which checks it against its command safety
     policy and runs it. A blocked command fails the task with the policy rule and reason; nothing runs.
-  - With O(fallback=ssh), when the agent does not answer, the request goes over a real SSH connection to
+  - With O(fallback=ssh) (deprecated with the C(ssh_*) options; see the examples for the same request through the
+    host's own Ansible connection), when the agent does not answer, the request goes over a real SSH connection to
     C(dtma-agent exec) on the host (O(ssh_agent_path)), which does what the agent would do. It checks the command
     against the policy the host uses (its C(DTMA_POLICY_FILE), read from O(ssh_env_file)) and runs it in the same
     sandbox, with the same Docker filter and audit trail. The SSH user must be able to read that file and reach the
@@ -82,7 +83,28 @@ EXAMPLES = r'''
       token: "{{ dtma_token }}"
   register: logs
 
-- name: Disk usage, through SSH if the agent is down
+# When the agent is down, run the same request through `dtma-agent exec` on the host, over the host's own Ansible
+# connection (its user, key, port, jump host) with become: the host's policy decides and its sandbox runs the command,
+# as the agent would. This replaces fallback=ssh and the deprecated ssh_* options.
+- name: Disk usage, through the host's connection if the agent is down
+  block:
+    - name: Disk usage through the agent
+      agentopia.dtma.dtma_exec:
+        argv: [df, -h, /]
+      delegate_to: localhost
+      register: disk
+  rescue:
+    - name: Disk usage through dtma-agent exec on the host
+      ansible.builtin.command:
+        argv: [/opt/dtma/current/bin/dtma-agent, exec, --env-file, /etc/dtma/dtma.env]
+        stdin: "{{ {'argv': ['df', '-h', '/'], 'timeout': 30000} | to_json }}"
+      become: true
+      register: disk_on_host
+      changed_when: true
+      # the answer is the agent's JSON (exit_code, stdout, stderr, or a refusal with rule and reason)
+      failed_when: (disk_on_host.stdout | from_json).exit_code | default(-1) != 0
+
+- name: Disk usage over the module's own SSH connection (deprecated, see the ssh_* options)
   agentopia.dtma.dtma_exec:
     argv: [df, -h, /]
     fallback: ssh
@@ -170,8 +192,8 @@ def host_exec(params, request):
     """Run the request through `dtma-agent exec` on the host over SSH: the host's own policy, sandbox, Docker filter
     and audit trail decide and run it, exactly as the agent would. Returns the agent's JSON answer."""
     remote = "%s exec --env-file %s" % (shlex.quote(params["ssh_agent_path"]), shlex.quote(params["ssh_env_file"]))
-    settings = ssh_settings(params)
-    settings["command_timeout"] = params["command_timeout"] + settings["connect_timeout"]
+    # by default the SSH read waits as long as the command may run, plus the time to connect
+    settings = ssh_settings(params, command_timeout=params["command_timeout"] + params["ssh_connect_timeout"])
     answer = run_over_ssh(remote, stdin_data=json.dumps(request), **settings)
     try:
         return json.loads(answer["stdout"])

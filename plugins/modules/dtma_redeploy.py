@@ -19,15 +19,20 @@ description:
   - Then the module polls C(GET /health) until an agent process with a different C(boot_id) answers, within
     O(wait_timeout). The new C(boot_id) is the proof that a new process runs; the reported C(version) (the agent's
     package version, which need not equal the release directory's name) is returned next to it.
-  - V(restart) with O(ssh_host) given falls back to SSH when the agent does not answer C(GET /health), or does not
-    come back after C(POST /restart) within O(wait_timeout); it runs C(systemctl restart SERVICE) over SSH and waits
-    for the agent again. RV(transport) says which one restarted it.
+  - V(restart) with O(ssh_host) given (deprecated, like every C(ssh_*) option) falls back to SSH when the agent
+    does not answer C(GET /health), or does not come back after C(POST /restart) within O(wait_timeout); it runs
+    C(systemctl restart SERVICE) over SSH and waits for the agent again. RV(transport) says which one restarted it.
   - When a redeployed agent does not come back and O(rollback) is true, the module rolls back to the previous
-    release - through the API (C(POST /redeploy) with version V(previous)) if an agent still answers, otherwise over
-    SSH with a fixed command that swaps C(HOME/current) and C(HOME/previous) (each replaced atomically with
-    C(ln -sfn) and C(mv -Tf), as the API rollback does, so C(previous) names the failed release) and runs
-    C(systemctl restart SERVICE), paths from O(dtma_home) and O(service_name) - waits for the agent again, and
-    fails, saying whether the rollback worked.
+    release - through the API (C(POST /redeploy) with version V(previous)) if an agent still answers, otherwise
+    (with the deprecated O(ssh_host)) over SSH with a fixed command that swaps C(HOME/current) and C(HOME/previous)
+    (each replaced atomically with C(ln -sfn) and C(mv -Tf), as the API rollback does, so C(previous) names the
+    failed release) and runs C(systemctl restart SERVICE), paths from O(dtma_home) and O(service_name) - waits for
+    the agent again, and fails, saying whether the rollback worked.
+  - Without O(ssh_host), a playbook does the fallback over the host's own Ansible connection (its user, key, port,
+    jump host, C(become)) in a C(rescue), as C(playbooks/restart.yml) and C(playbooks/redeploy.yml) do. After a
+    failed restart that has no RV(status) (the agent did not answer), restart the service; after a failed redeploy
+    with RV(rolled_back=false), swap C(current) and C(previous) back and restart the service; then wait for a new
+    C(boot_id) with M(agentopia.dtma.dtma_info).
 options:
   mode:
     description: V(restart) the agent, or V(redeploy) it to O(version).
@@ -79,7 +84,7 @@ attributes:
     details: A redeploy to the release that is already current changes nothing; a restart always restarts.
 notes:
   - The SSH rollback needs O(ssh_host) (and usually O(ssh_key_file)) and the paramiko library; without them a
-    redeployed agent that does not answer is left as it is and the module says so.
+    redeployed agent that does not answer is left as it is, and the module fails with RV(rolled_back=false).
   - The agent must run under a service manager that starts it again when it exits (the C(agentopia.dtma.dtma)
     role installs it as a systemd service with C(Restart=always)).
 author:
@@ -96,14 +101,40 @@ EXAMPLES = r'''
       url: "http://{{ ansible_host }}:30000"
       token: "{{ dtma_token }}"
 
-- name: Switch to release 1.4.0, rolling back over SSH if it does not come up
+# When the agent does not answer, restart its service over the host's own connection (its user, key, port, jump
+# host) with become, then wait for a new agent process; playbooks/restart.yml does this (and redeploy.yml the rollback)
+- name: Restart the agent, over the host's connection if it does not answer
+  block:
+    - name: Restart the agent through its API
+      agentopia.dtma.dtma_redeploy:
+        mode: restart
+        timeout: 5
+      delegate_to: localhost
+      register: restart
+  rescue:
+    - name: Fail when the agent answered with an error (a wrong token is not fixed by a restart)
+      ansible.builtin.fail:
+        msg: "{{ restart.msg }}"
+      when: restart.status | default(none) is not none
+    - name: Restart the service on the host
+      ansible.builtin.systemd_service:
+        name: dtma
+        state: restarted
+      become: true
+    - name: Wait for a new agent process
+      agentopia.dtma.dtma_info:
+        gather: [health]
+      delegate_to: localhost
+      register: info
+      until: info.health.agent.boot_id | default('') not in ['', restart.before.boot_id | default('')]
+      retries: 30
+      delay: 2
+
+- name: Switch to release 1.4.0, rolling back through the API if it does not come up
   agentopia.dtma.dtma_redeploy:
     mode: redeploy
     version: 1.4.0
     wait_timeout: 90
-    ssh_host: "{{ ansible_host }}"
-    ssh_user: root
-    ssh_key_file: ~/.ssh/droplets
   delegate_to: localhost
 '''
 
@@ -147,8 +178,17 @@ transport:
   returned: when O(mode=restart) and the agent was restarted
   type: str
   sample: api
+status:
+  description:
+    - The HTTP status of the agent's answer to the request that failed; null when the agent did not answer (a
+      fallback can help), a number when it answered with an error (a wrong token, a refusal).
+  returned: on failure of a request to the agent
+  type: int
+  sample: null
 rolled_back:
-  description: Whether a rollback was done (only when the task failed).
+  description:
+    - Whether a rollback was done (only when the task failed). V(false) after a switch whose agent did not come
+      back and that could not be rolled back (no agent answers and no O(ssh_host)), or with O(rollback=false).
   returned: on failure after a redeploy
   type: bool
 '''
@@ -252,7 +292,8 @@ class Redeployer(Manager):
             if mode == "restart" and self.params["ssh_host"]:
                 self.restart_over_ssh(None, "the agent does not answer GET /health: %s" % self.error.message)
             self.fail("cannot %s the DTMA agent, it does not answer GET /health: %s%s"
-                      % (mode, self.error.message, " (set ssh_host to restart it over SSH)" if mode == "restart" else ""),
+                      % (mode, self.error.message,
+                         " (restart its service on the host, as playbooks/restart.yml does)" if mode == "restart" else ""),
                       self.error)
         self.result["before"] = health_view(before)
         if mode == "redeploy":
@@ -297,7 +338,8 @@ class Redeployer(Manager):
         if how is None:
             if not self.params["ssh_host"]:
                 self.fail("the DTMA agent did not come back after switching to release %s (%s), and it could not be "
-                          "rolled back: the agent does not answer and no ssh_host was given for the SSH rollback."
+                          "rolled back: no agent answers to roll it back through the API (roll it back over the host's "
+                          "connection, as playbooks/redeploy.yml does)."
                           % (version, waited), rolled_back=False)
             done = self.step("roll back over SSH", self.rollback_ssh)
             if not done:

@@ -21,10 +21,10 @@ if [ "$1" = --version ]; then echo "dtma-agent {VERSION}"; exit 0; fi
 echo "release {VERSION}: this agent does not start" >&2
 exit 3
 """
-# the module as playbooks/redeploy.yml calls it, with the droplet's inventory (URL, token, SSH key, known hosts)
+# the module with its own (deprecated) SSH rollback, to the droplet as its inventory reaches it (URL, token, SSH key)
 TASK = {"mode": "redeploy", "version": VERSION, "wait_timeout": 15, "rollback": True, "dtma_home": HOME,
-        "ssh_host": "{{ __dtma_ssh_host }}", "ssh_port": "{{ __dtma_ssh_port }}", "ssh_user": "{{ __dtma_ssh_user }}",
-        "ssh_key_file": "{{ dtma_ssh_key_file }}", "ssh_known_hosts_file": "{{ dtma_ssh_known_hosts_file }}"}
+        "ssh_host": "{{ ansible_host }}", "ssh_port": "{{ ansible_port }}", "ssh_user": "{{ ansible_user }}",
+        "ssh_key_file": "{{ ansible_ssh_private_key_file }}"}
 
 
 def mcp_containers(d) -> dict:
@@ -55,11 +55,12 @@ def test_redeploy_to_a_release_that_does_not_start_rolls_back(droplet, api):
         f"chmod 755 {release}/bin/dtma-agent"], input=BROKEN)
     out = droplet.state_dir / "redeploy-result.json"
     playbook = droplet.state_dir / "redeploy-broken.yml"
+    task = {**TASK, "ssh_known_hosts_file": str(droplet.state_dir / "demo" / "known_hosts")}
     playbook.write_text(json.dumps([{
         "name": "Redeploy to a release whose agent does not start", "hosts": "dtma_hosts", "gather_facts": False,
         "vars_files": [str(REPO / "playbooks/vars/connection.yml")],
         "module_defaults": {"group/agentopia.dtma.dtma": {"url": "{{ __dtma_url }}", "token": "{{ __dtma_token }}"}},
-        "tasks": [{"block": [{"name": "Switch with a health gate", "agentopia.dtma.dtma_redeploy": TASK,
+        "tasks": [{"block": [{"name": "Switch with a health gate", "agentopia.dtma.dtma_redeploy": task,
                               "delegate_to": "localhost", "register": "__result"}],
                    "always": [{"name": "Save the result", "delegate_to": "localhost",
                                "ansible.builtin.copy": {"content": "{{ __result | to_json }}", "dest": str(out),

@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import time
 import types
 import uuid
 
@@ -114,3 +115,21 @@ def test_wrong_token_and_no_token_in_output(ansible_run, agent):
     wrong = "w" * 40
     r = ansible_run([exec_task(command="uptime")], defaults={"url": agent.url, "token": wrong})
     assert r[0]["failed"] is True and "401" in r[0]["msg"] and "token" in r[0]["msg"]
+
+
+def test_ssh_command_timeout_bounds_the_wait_for_the_host(ansible_run, dead_url, host, tmp_path):
+    """ssh_command_timeout is how long the fallback waits for `dtma-agent exec` on the host, even below
+    command_timeout (it used to be replaced by command_timeout + ssh_connect_timeout)."""
+    hung = tmp_path / "hung-dtma-agent"  # a dtma-agent that never answers
+    hung.write_text("#!/bin/sh\nexec sleep 25\n")
+    hung.chmod(0o755)
+    started = time.monotonic()
+    r = ansible_run([exec_task(command="uptime", command_timeout=60,
+                               **host.options(ssh_agent_path=str(hung), ssh_command_timeout=2))],
+                    defaults={"url": dead_url, "token": "x" * 32})
+    elapsed = time.monotonic() - started
+    assert r[0]["failed"] is True and "timed out after 2s" in r[0]["msg"] and r[0]["transport"] == "ssh", r[0]
+    assert elapsed < 20, f"the fallback waited {elapsed:.0f} s for a host that does not answer"
+    # the module's own SSH options are deprecated: each one given says so
+    deprecated = {d["msg"].split("'")[1]: (d["collection_name"], d["version"]) for d in r[0]["deprecations"]}
+    assert deprecated["ssh_command_timeout"] == deprecated["ssh_host"] == ("agentopia.dtma", "1.0.0"), deprecated

@@ -153,7 +153,7 @@ def test_broken_release_without_ssh_says_it_could_not_roll_back(supervised, ansi
     r = ansible_run([{MOD: {"mode": "redeploy", "version": "9.9.9-broken", "wait_timeout": 3}}], agent=agent)
     res = r[0]
     assert res["failed"] is True and res["rolled_back"] is False, r
-    assert "could not be rolled back" in res["msg"] and "ssh_host" in res["msg"], res["msg"]
+    assert "could not be rolled back" in res["msg"] and "over the host's connection" in res["msg"], res["msg"]
     assert links(home)["current"] == "releases/9.9.9-broken"
     os.replace(home / "previous", home / "current")  # restore by hand for the fixture's teardown
     assert agent.token not in r.output
@@ -182,7 +182,7 @@ def test_wrong_token_and_agent_down(supervised, ansible_run, make_agent):
     down.stop()
     r = ansible_run([{MOD: {"mode": "restart"}}], verbosity=3, url=down.url, token=down.token)
     assert r[0]["failed"] is True and "does not answer" in r[0]["msg"] and down.url in r[0]["msg"], r[0]["msg"]
-    assert "set ssh_host to restart it over SSH" in r[0]["msg"]
+    assert "restart its service on the host" in r[0]["msg"]
     assert "Traceback" not in r.output and down.token not in r.output
 
 

@@ -1,5 +1,5 @@
-"""Writes the alternative scenario's test secrets into DIR: a self-signed TLS certificate for IP, its key,
-and an SSH key pair for the rollback over SSH. Uses `cryptography` (a dependency of paramiko, in .venv)."""
+"""Writes the alternative scenario's test secrets into DIR: a self-signed TLS certificate for IP and its key.
+Uses `cryptography` (a dependency of paramiko, in .venv)."""
 import datetime
 import ipaddress
 import os
@@ -7,7 +7,7 @@ import sys
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 directory, ip = sys.argv[1], sys.argv[2]
@@ -34,8 +34,3 @@ def write(name, data, mode=0o600):
 write("tls.crt", cert.public_bytes(serialization.Encoding.PEM), 0o644)
 write("tls.key", key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                    serialization.NoEncryption()))
-ssh_key = ed25519.Ed25519PrivateKey.generate()
-write("ssh_key", ssh_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
-                                       serialization.NoEncryption()))
-public = ssh_key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
-write("ssh_key.pub", public + b" molecule\n", 0o644)
