@@ -458,6 +458,29 @@ class Registry:
         self.log.close()
 
 
+def moving_latest(api: docker.APIClient, registry: "Registry", short: str, rev2_marker: str):
+    """The body of a fixture: local/busybox pushed to `registry` as `short`:latest and removed from the host, as a
+    release pushed as :latest is. Yields (reference, rev1, push_rev2): push_rev2() pushes a second image under the
+    same reference and points the host's tag back at the first, so the host believes it has the tag's image and
+    only a pull can tell; it returns the second image's id. Both images are removed afterwards."""
+    rev1 = api.inspect_image(BUSYBOX)["Id"]
+    rev2 = image_variant(api, BUSYBOX, rev2_marker)
+    ref = registry.push(api, rev1, short)
+    api.remove_image(ref)  # not on the host: the first deployment must pull it
+
+    def push_rev2():
+        registry.push(api, rev2, short)
+        api.tag(rev1, ref.rsplit(":", 1)[0], "latest")
+        return rev2
+
+    yield ref, rev1, push_rev2
+    for image in (ref, rev2):
+        try:
+            api.remove_image(image, force=True)
+        except docker.errors.APIError:  # already gone
+            pass
+
+
 def image_variant(api: docker.APIClient, base: str, marker: str) -> str:
     """A new image id from `base` that differs only in one environment variable (a commit of a container that never
     ran): a stand-in for a new release pushed under the same tag."""

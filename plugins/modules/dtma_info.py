@@ -184,20 +184,19 @@ audit:
 '''
 
 import time
-import traceback
 
 from ansible.module_utils.basic import AnsibleModule, env_fallback
 
-from ansible_collections.agentopia.dtma.plugins.module_utils._api import DtmaError, DtmaUrlError
+from ansible_collections.agentopia.dtma.plugins.module_utils._api import (
+    HAS_REQUESTS,
+    REQUESTS_IMPORT_ERROR,
+    DtmaError,
+    DtmaUrlError,
+)
 from ansible_collections.agentopia.dtma.plugins.module_utils._common import Manager, argument_spec, client
 
-try:
+if HAS_REQUESTS:  # _api found it; the backend check calls it directly
     import requests
-    HAS_REQUESTS = True
-    REQUESTS_IMPORT_ERROR = None
-except ImportError:
-    HAS_REQUESTS = False
-    REQUESTS_IMPORT_ERROR = traceback.format_exc()
 
 BACKEND_TIMEOUT = 5
 

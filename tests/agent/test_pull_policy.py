@@ -6,7 +6,7 @@ pullPolicy; the password is never in an answer or the agent's log."""
 from __future__ import annotations
 
 import pytest
-from dtma_testing import BUSYBOX, image_variant
+from dtma_testing import BUSYBOX, moving_latest
 
 BUSYBOX_CMD = ["sh", "-c", "trap 'exit 0' TERM; while :; do sleep 1; done"]
 
@@ -14,25 +14,9 @@ BUSYBOX_CMD = ["sh", "-c", "trap 'exit 0' TERM; while :; do sleep 1; done"]
 @pytest.fixture
 def moving_tag(docker_api, registry, name):
     """An image in the registry under a tag that is then moved to a new image, as a release pushed as :latest is.
-    Yields (reference, push_rev2): push_rev2() pushes the second image under the same reference and points the
+    Yields (reference, rev1, push_rev2): push_rev2() pushes the second image under the same reference and points the
     host's tag back at the first, so the host believes it has the tag's image; only a pull can tell."""
-    rev1 = docker_api.inspect_image(BUSYBOX)["Id"]
-    rev2 = image_variant(docker_api, BUSYBOX, name("rev2"))
-    ref = registry.push(docker_api, rev1, name("busybox").lower())
-    repo, tag = ref.rsplit(":", 1)
-    docker_api.remove_image(ref)  # not on the host: the first deployment must pull it
-
-    def push_rev2():
-        registry.push(docker_api, rev2, repo.rsplit("/", 1)[1], tag)
-        docker_api.tag(rev1, repo, tag)
-        return rev2
-
-    yield ref, rev1, push_rev2
-    for image in (ref, rev2):
-        try:
-            docker_api.remove_image(image, force=True)
-        except Exception:  # pylint: disable=broad-except  # already gone
-            pass
+    yield from moving_latest(docker_api, registry, name("busybox").lower(), name("rev2"))
 
 
 def server(name: str, image: str, **fields) -> dict:

@@ -7,7 +7,7 @@ password never reaches the output."""
 from __future__ import annotations
 
 import pytest
-from dtma_testing import BUSYBOX, image_variant
+from dtma_testing import BUSYBOX, moving_latest
 
 GROUP = "agentopia.dtma.dtma_mcp_group"
 TOOL = "agentopia.dtma.dtma_tool"
@@ -18,23 +18,7 @@ CMD = {"Cmd": ["sh", "-c", "trap 'exit 0' TERM; while :; do sleep 1; done"]}
 def pushed(docker_api, registry, name):
     """local/busybox pushed to the registry and removed from the host; push_rev2() moves the tag to a new image in
     the registry only (the host's tag stays on the first)."""
-    rev1 = docker_api.inspect_image(BUSYBOX)["Id"]
-    rev2 = image_variant(docker_api, BUSYBOX, name("rev2"))
-    short = name("mod-busybox")
-    ref = registry.push(docker_api, rev1, short)
-    docker_api.remove_image(ref)
-
-    def push_rev2():
-        registry.push(docker_api, rev2, short)
-        docker_api.tag(rev1, ref.rsplit(":", 1)[0], "latest")
-        return rev2
-
-    yield ref, rev1, push_rev2
-    for image in (ref, rev2):
-        try:
-            docker_api.remove_image(image, force=True)
-        except Exception:  # pylint: disable=broad-except  # already gone
-            pass
+    yield from moving_latest(docker_api, registry, name("mod-busybox"), name("rev2"))
 
 
 def image_of(docker_api, container: str):
