@@ -32,6 +32,14 @@ if ! "$DOCKER" info >/dev/null 2>&1; then
   "$DOCKER" info >/dev/null 2>&1 || { echo "setup: dockerd did not start; see /var/log/dockerd.log" >&2; exit 1; }
 fi
 
+# A bridge whose address was never set takes the lowest MAC among its ports, so a container joining docker0 can
+# change the gateway's MAC under the running ones: their packets to the host (replies through docker-proxy) then go
+# to the old address until ARP notices, tens of seconds (seen as a burst of requests all timing out). A set address
+# stays put.
+if [ -e /sys/class/net/docker0 ] && [ "$(cat /sys/class/net/docker0/addr_assign_type)" != 3 ]; then
+  ip link set dev docker0 address "$(od -An -N5 -tx1 /dev/urandom | tr -s ' ' ':' | sed 's/^:/02:/')"
+fi
+
 # the identity the tests' exec sandbox runs commands as (the role creates it on a droplet)
 id dtma-exec >/dev/null 2>&1 || useradd --system --user-group --no-create-home --home-dir /nonexistent \
   --shell /usr/sbin/nologin dtma-exec
