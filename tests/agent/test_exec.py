@@ -245,6 +245,17 @@ def test_concurrency_limit_answers_429(make_agent):
     assert execute(a, command="echo later").status_code == 200
 
 
+def test_a_missing_runtime_dir_is_503_and_runs_nothing(make_agent, tmp_path):
+    """The command's filtered Docker socket cannot be opened (its runtime dir is gone): 503 naming the dir, no 500,
+    and the command does not run without it."""
+    marker = tmp_path / "ran"
+    a = make_agent(env={"DTMA_RUNTIME_DIR": str(tmp_path / "gone")})
+    r = execute(a, command=f"touch {marker}")
+    assert r.status_code == 503, r.text
+    assert r.json()["error"] == "sandbox unavailable" and str(tmp_path / "gone") in r.json()["message"]
+    assert not marker.exists()
+
+
 def test_every_request_is_audited_without_the_token(make_agent, tmp_path):
     log_dir = tmp_path / "log"
     a = make_agent(env={"DTMA_LOG_DIR": str(log_dir)})

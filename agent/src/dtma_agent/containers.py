@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import math
 
-import docker.errors
-from docker.utils import parse_repository_tag
 
 from . import docker_state as ds
 from .create_config import Scope, final_config
 from .errors import ApiError
+from .sdk import docker
 
 RESTART_POLICY = {"Name": "unless-stopped"}
 
@@ -57,7 +56,7 @@ def pull(api, image: str, field: str = "dockerImageUrl", auth=None, auth_field: 
     """Pull `image` (with `auth`, a schemas.RegistryAuth, as Docker's auth_config) and return the local image's id.
     A pull Docker or the registry refuses is a 422 naming the field to fix: `auth_field` when the registry refused
     the credentials (or wanted some), `field` otherwise. The password never appears in a message."""
-    repo, tag = parse_repository_tag(image)
+    repo, tag = docker.utils.parse_repository_tag(image)
     secret = auth.password.get_secret_value() if auth is not None else None
     try:
         # streamed: Docker answers 200 and reports a failure that happens during the pull in the stream, which the

@@ -7,18 +7,19 @@ import re
 import threading
 from collections import defaultdict
 
-import docker
-import docker.errors
-import requests.exceptions
 
 from . import containers
 from . import docker_state as ds
 from . import reconcile
 from .errors import DockerUnavailable
+from .sdk import docker, requests
 
-# Everything that means "Docker did not answer the way it should"; what a route that still has something to say
-# (status, diagnostics, the heartbeat) catches.
-DOCKER_FAILURES = (DockerUnavailable, docker.errors.DockerException, requests.exceptions.RequestException)
+
+def docker_failures() -> tuple[type[Exception], ...]:
+    """Everything that means "Docker did not answer the way it should"; what a route that still has something to say
+    (status, diagnostics, the heartbeat) catches: `except docker_failures():`. A function, so that naming it does
+    not import the SDK."""
+    return DockerUnavailable, docker.errors.DockerException, requests.exceptions.RequestException
 
 
 class DockerService:
@@ -51,7 +52,7 @@ class DockerService:
     def ping(self) -> bool:
         try:
             return bool(self.api.ping())
-        except DOCKER_FAILURES:
+        except docker_failures():
             return False
 
     # -- reading -------------------------------------------------------------------------------------------

@@ -7,7 +7,8 @@ import json
 import re
 from datetime import datetime, timezone
 
-import docker.errors
+from .sdk import docker
+
 
 # Every container the agent manages carries these labels; state after a restart is read back from them.
 MANAGED_BY = "agentopia.managed_by"

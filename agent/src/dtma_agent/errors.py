@@ -5,12 +5,12 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timezone
 
-import docker.errors
-import requests.exceptions
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
+
+from .sdk import docker, requests
 
 log = logging.getLogger("dtma.api")
 
@@ -78,18 +78,18 @@ def install_handlers(app: FastAPI) -> None:
     async def _docker_down(request: Request, exc: DockerUnavailable):
         return error_response(503, "docker unavailable", str(exc))
 
-    @app.exception_handler(docker.errors.NotFound)
-    async def _docker_not_found(request: Request, exc: docker.errors.NotFound):
-        return error_response(404, "not found", str(exc.explanation or exc))
-
-    @app.exception_handler(docker.errors.APIError)
-    async def _docker_api(request: Request, exc: docker.errors.APIError):
-        log.warning("docker API error: %s", exc)
-        return error_response(502, "docker error", str(exc.explanation or exc))
-
-    @app.exception_handler(requests.exceptions.ConnectionError)
-    async def _docker_conn(request: Request, exc: Exception):
-        return error_response(503, "docker unavailable", f"cannot reach the Docker engine: {exc}")
+    # The SDK's API errors and requests' connection errors are OSErrors (requests' RequestException is an IOError):
+    # keyed on OSError, so that registering them does not import either library (sdk.py).
+    @app.exception_handler(OSError)
+    async def _os_error(request: Request, exc: OSError):
+        if isinstance(exc, docker.errors.NotFound):
+            return error_response(404, "not found", str(exc.explanation or exc))
+        if isinstance(exc, docker.errors.APIError):
+            log.warning("docker API error: %s", exc)
+            return error_response(502, "docker error", str(exc.explanation or exc))
+        if isinstance(exc, requests.exceptions.ConnectionError):
+            return error_response(503, "docker unavailable", f"cannot reach the Docker engine: {exc}")
+        return await _unexpected(request, exc)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception):

@@ -110,13 +110,18 @@ class Executor:
         endpoint = journal = None
         tag = uuid.uuid4().hex
         try:
-            if self.docker_upstream and self.runtime_dir:
-                path = os.path.join(self.runtime_dir, f"docker-{tag}.sock")
-                endpoint = await self.docker_filter().open(path, on_decision=on_docker_decision,
-                                                           allowed_uids=self.filter_uids)
-            if self.journal_units and self.runtime_dir:
-                journal = await JournalEndpoint(self.journal_units, self.filter_uids).open(
-                    os.path.join(self.runtime_dir, f"journal-{tag}.sock"))
+            try:
+                if self.docker_upstream and self.runtime_dir:
+                    path = os.path.join(self.runtime_dir, f"docker-{tag}.sock")
+                    endpoint = await self.docker_filter().open(path, on_decision=on_docker_decision,
+                                                               allowed_uids=self.filter_uids)
+                if self.journal_units and self.runtime_dir:
+                    journal = await JournalEndpoint(self.journal_units, self.filter_uids).open(
+                        os.path.join(self.runtime_dir, f"journal-{tag}.sock"))
+            except OSError as exc:  # e.g. the runtime dir is gone (systemd removes it when the unit stops)
+                raise ApiError(503, "sandbox unavailable",
+                               f"cannot open the command's Docker and journal sockets in {self.runtime_dir} "
+                               f"({exc.strerror or exc}); commands never run unconfined") from None
             return await self._run(argv, timeout_s, endpoint.path if endpoint else None,
                                    journal.path if journal else None)
         finally:

@@ -10,7 +10,6 @@ import time
 from collections import defaultdict, deque
 from concurrent.futures import ThreadPoolExecutor
 
-import docker.errors
 
 from . import containers, reconcile
 from . import docker_state as ds
@@ -19,6 +18,7 @@ from .docker_service import DockerService
 from .errors import ApiError
 from .mcp_probe import HTTP_TRANSPORTS, probe
 from .schemas import GroupDeploy, McpServerSpec
+from .sdk import docker
 
 
 def network_name(group_id: str) -> str:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import logging
 import threading
 
-import requests
 
 from . import __version__
-from .docker_service import DOCKER_FAILURES, DockerService
+from .docker_service import DockerService, docker_failures
 from .metrics import system_metrics
+from .sdk import requests
 
 log = logging.getLogger("dtma.heartbeat")
 
@@ -20,7 +20,7 @@ def payload(docker: DockerService) -> dict:
                   "container_id": c["container_id"], "kind": c["kind"], "state": c["state"], "status": c["status"]}
                  for c in docker.managed()]
         docker_ok = True
-    except DOCKER_FAILURES as exc:  # a heartbeat still goes out when Docker is down, and says so
+    except docker_failures() as exc:  # a heartbeat still goes out when Docker is down, and says so
         log.warning("heartbeat: cannot list containers: %s", exc)
         tools, docker_ok = [], False
     return {"dtma_version": __version__, "system_status": {**system_metrics(), "docker": docker_ok},

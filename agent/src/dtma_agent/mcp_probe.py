@@ -6,9 +6,9 @@ import json
 import time
 from urllib.parse import urljoin
 
-import requests
 
 from . import __version__, prometheus
+from .sdk import requests
 
 PROTOCOL_VERSION = "2025-06-18"
 CLIENT_INFO = {"name": "dtma-probe", "version": __version__}

@@ -13,12 +13,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import docker.errors
 
 from . import containers
 from . import docker_state as ds
 from .errors import ApiError
 from .mcp_probe import HTTP_TRANSPORTS, probe
+from .sdk import docker
 
 # Docker's own notion of a container that settled: its restart back-off resets after 10 s of running
 RESTART_SETTLED_S = 10.0

@@ -6,11 +6,11 @@ import ipaddress
 import json
 from typing import Any, Literal, Optional, Union
 
-from docker.utils import parse_bytes
 from pydantic import (BaseModel, ConfigDict, Field, SecretStr, StrictBool, StrictFloat, StrictInt, ValidationInfo,
                       field_validator, model_validator)
 
 from .create_config import MIN_HOST_PORT, check_shape
+from .sdk import docker
 
 # Docker's own container-name rule, so a bad name is a 422 here rather than a Docker error later.
 NAME_PATTERN = r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$"
@@ -153,7 +153,7 @@ def _resources(value: Any) -> dict:
     out = {}
     if "memory" in spec:
         try:
-            memory = parse_bytes(spec["memory"]) if isinstance(spec["memory"], str) else spec["memory"]
+            memory = docker.utils.parse_bytes(spec["memory"]) if isinstance(spec["memory"], str) else spec["memory"]
             if memory != int(memory):
                 raise ValueError
             memory = int(memory)

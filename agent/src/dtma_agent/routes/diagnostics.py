@@ -4,15 +4,15 @@ import shutil
 import subprocess
 from typing import Annotated, Literal, Optional
 
-import docker.errors
 import psutil
 from fastapi import APIRouter, Query, Request
 
 from .. import audit, metrics
 from .. import docker_state as ds
-from ..docker_service import DOCKER_FAILURES
+from ..docker_service import docker_failures
 from ..errors import error_response, ok
 from ..logbuffer import RING
+from ..sdk import docker
 from .common import QueryInt
 
 router = APIRouter(prefix="/diagnostics", tags=["diagnostics"])
@@ -22,7 +22,7 @@ router = APIRouter(prefix="/diagnostics", tags=["diagnostics"])
 def docker_diagnostics(request: Request):
     try:
         version, info, listed = request.app.state.docker.engine()
-    except DOCKER_FAILURES as exc:
+    except docker_failures() as exc:
         diagnostics = {"docker_version": None, "docker_info_success": False, "docker_info": {}, "containers": [],
                        "error": str(exc)}
         return error_response(503, "docker unavailable", str(exc), diagnostics=diagnostics)
@@ -93,7 +93,7 @@ def log_diagnostics(request: Request,
                 # e.g. 409 while it is being removed, or a log driver that cannot be read: that container's
                 # failure, not "docker unavailable" for all of them
                 mcp[server["name"]] = {"error": str(exc.explanation or exc)}
-    except DOCKER_FAILURES as exc:
+    except docker_failures() as exc:
         mcp = {"error": f"docker unavailable: {exc}"}
     return ok(logs={"dtma_service": service_journal(request.app.state.settings.service_unit, lines),
                     "mcp_containers": mcp, "application_logs": RING.tail(lines),

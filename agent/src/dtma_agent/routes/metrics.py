@@ -12,7 +12,7 @@ from prometheus_client.exposition import choose_encoder
 
 from .. import __version__, prometheus
 from .. import docker_state as ds
-from ..docker_service import DOCKER_FAILURES
+from ..docker_service import docker_failures
 
 router = APIRouter(tags=["metrics"])
 
@@ -32,7 +32,7 @@ class AgentCollector:
         try:
             views = self.state.docker.managed()
             restart_counts = self.state.docker.restart_counts(views)
-        except DOCKER_FAILURES:
+        except docker_failures():
             up.add_metric([], 0)
             yield up
             return

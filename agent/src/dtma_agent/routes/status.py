@@ -4,7 +4,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from .. import __version__
-from ..docker_service import DOCKER_FAILURES
+from ..docker_service import docker_failures
 from ..errors import error_response, ok
 from ..metrics import system_metrics
 
@@ -21,7 +21,7 @@ def status(request: Request):
                  system_metrics=system_metrics())
     try:
         managed = state.docker.managed()
-    except DOCKER_FAILURES as exc:
+    except docker_failures() as exc:
         # metrics are still worth returning; the status code says Docker is not reachable
         return error_response(503, "docker unavailable", str(exc), status="degraded", docker=False, tool_instances=[],
                               **facts)
