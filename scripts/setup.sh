@@ -10,7 +10,7 @@ missing=()
 # its own; the package's own service is not wanted); prometheus: the server that scrapes the agent in tests/metrics
 # and promtool (likewise: the tests start their own, the package's service is not wanted); chromium,
 # chromium-driver: the health report's page test
-for pkg in docker.io bubblewrap busybox-static mmdebstrap openssh-server openssh-client shellcheck curl gpg docker-registry \
+for pkg in docker.io iproute2 bubblewrap busybox-static mmdebstrap openssh-server openssh-client shellcheck curl gpg docker-registry \
            prometheus chromium chromium-driver; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
 done

@@ -7,7 +7,6 @@ import re
 import threading
 from collections import defaultdict
 
-
 from . import containers
 from . import docker_state as ds
 from . import reconcile
